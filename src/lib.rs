@@ -1,0 +1,12 @@
+//! onlytraffic-proxy: a local authenticating reverse proxy for the OnlyTraffic Partners API.
+//!
+//! Module map:
+//! - [`config`]: file + environment + flags -> validated, typed [`config::Config`].
+//! - [`secret`]: the upstream API key, loaded from the environment or a file, never printed.
+//! - [`error`]: [`error::ProxyError`] and the one place that turns failures into HTTP responses.
+//! - [`proxy`]: forwarding: upstream client, header hygiene, envelope -> status.
+//! - [`server`]: the axum app, health endpoints, `run(listener, config, shutdown)`.
+//! - [`simulator`]: the embedded OnlyTraffic partner API simulator.
+//! - [`telemetry`]: log setup.
+
+pub mod simulator;

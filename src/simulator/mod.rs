@@ -1,0 +1,1 @@
+//! The embedded OnlyTraffic partner API simulator (placeholder, filled in by issue 3).
