@@ -1,0 +1,393 @@
+//! Forwarding: check the request target, authenticate the caller, buffer the body, send one
+//! attempt upstream with the key, and turn the envelope into a real HTTP status.
+//!
+//! The steps are plain functions over [`Prepared`] (a replayable request) and [`Reply`] (a read
+//! upstream answer), so that rate limiting and retries wrap [`Proxy::attempt`] without touching
+//! the rest.
+
+pub mod client;
+pub mod encoding;
+pub mod envelope;
+pub mod headers;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, BodyStream, Full, Limited, StreamBody};
+
+use crate::config::Config;
+use crate::error::ProxyError;
+use client::UpstreamClient;
+use envelope::Outcome;
+
+/// `X-Upstream-Status`: the HTTP status the upstream itself answered with.
+pub static X_UPSTREAM_STATUS: HeaderName = HeaderName::from_static("x-upstream-status");
+/// `X-OnlyTraffic-Error-Code`: the envelope's `error_code`, on envelope errors.
+pub static X_ONLYTRAFFIC_ERROR_CODE: HeaderName =
+    HeaderName::from_static("x-onlytraffic-error-code");
+
+/// The forwarding engine: configuration, key and the pooled upstream client.
+pub struct Proxy {
+    config: Arc<Config>,
+    client: UpstreamClient,
+}
+
+/// A client request made ready for the upstream; cheap to replay (the body is shared bytes).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The client's `Accept-Encoding`, to decide whether it can take a compressed reply.
+    pub client_accept_encoding: Option<HeaderValue>,
+}
+
+/// The body of a read upstream answer.
+pub enum ReplyBody {
+    /// Read whole (within `limits.max_response_body`).
+    Buffered(Bytes),
+    /// Too large to buffer: passed through unchanged, never inspected.
+    Streaming(Body),
+}
+
+/// An upstream answer with its envelope outcome.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: ReplyBody,
+    pub outcome: Outcome,
+    /// The decoded body when the upstream compressed it, kept so a client that cannot take the
+    /// upstream's coding still gets a body it can read.
+    pub decoded: Option<Bytes>,
+}
+
+impl Proxy {
+    pub fn new(config: Arc<Config>) -> Self {
+        let client = client::build(config.timeouts.connect);
+        Self { config, client }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one client request end to end; every failure is a [`ProxyError`].
+    pub async fn handle(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+        check_target(&req)?;
+        self.check_inbound(req.headers())?;
+        let total = self.config.timeouts.total;
+        tokio::time::timeout(total, async {
+            let prepared = self.prepare(req).await?;
+            let reply = self.attempt(&prepared).await?;
+            Ok(self.respond(reply, &prepared))
+        })
+        .await
+        .map_err(|_| ProxyError::TotalTimeout { timeout: total })?
+    }
+
+    /// Inbound bearer tokens, when configured.
+    fn check_inbound(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
+        let Some(tokens) = &self.config.inbound_tokens else {
+            return Ok(());
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+            .and_then(|v| {
+                let (scheme, token) = v.split_at(v.iter().position(|b| *b == b' ')?);
+                scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+            });
+        match presented {
+            Some(token) if tokens.accepts(token) => Ok(()),
+            _ => Err(ProxyError::Unauthorized),
+        }
+    }
+
+    /// Buffers the body (bounded) and builds the upstream request target and headers.
+    async fn prepare(&self, req: Request<Body>) -> Result<Prepared, ProxyError> {
+        let (parts, body) = req.into_parts();
+        let limit = self.config.max_request_body;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ProxyError::BodyTooLarge { limit });
+        }
+        let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    ProxyError::BodyTooLarge { limit }
+                } else {
+                    ProxyError::RequestBody(root_cause(e.as_ref()))
+                }
+            })?
+            .to_bytes();
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let uri = self
+            .config
+            .upstream
+            .uri_for(pq)
+            .map_err(|e| ProxyError::BadTarget(pq.to_owned(), e.to_string()))?;
+        let mut headers = parts.headers;
+        let client_accept_encoding = headers.get(header::ACCEPT_ENCODING).cloned();
+        headers::sanitize_request(&mut headers);
+        headers.remove(header::ACCEPT_ENCODING);
+        if let Some(ae) = encoding::upstream_accept_encoding(client_accept_encoding.as_ref()) {
+            headers.insert(header::ACCEPT_ENCODING, ae);
+        }
+        Ok(Prepared {
+            method: parts.method,
+            uri,
+            headers,
+            body,
+            client_accept_encoding,
+        })
+    }
+
+    /// One upstream try, bounded by `timeouts.attempt`: send with the key, read the answer,
+    /// classify the envelope.
+    pub async fn attempt(&self, prepared: &Prepared) -> Result<Reply, ProxyError> {
+        let timeout = self.config.timeouts.attempt;
+        tokio::time::timeout(timeout, async {
+            let req = self.upstream_request(prepared);
+            let resp = self.client.request(req).await.map_err(|e| self.classify(e))?;
+            self.read_reply(resp, &prepared.method).await
+        })
+        .await
+        .map_err(|_| ProxyError::AttemptTimeout { timeout })?
+    }
+
+    fn upstream_request(&self, p: &Prepared) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(p.body.clone()));
+        *req.method_mut() = p.method.clone();
+        *req.uri_mut() = p.uri.clone();
+        *req.version_mut() = Version::HTTP_11;
+        let headers = req.headers_mut();
+        headers.clone_from(&p.headers);
+        // Innermost step: nothing else handles the key, and the value is marked sensitive.
+        headers.insert(header::AUTHORIZATION, self.config.key.header_value().clone());
+        req
+    }
+
+    fn classify(&self, e: hyper_util::client::legacy::Error) -> ProxyError {
+        let upstream = self.config.upstream.to_string();
+        if e.is_connect() {
+            if has_timeout(&e) {
+                return ProxyError::ConnectTimeout {
+                    upstream,
+                    timeout: self.config.timeouts.connect,
+                };
+            }
+            return ProxyError::Unreachable {
+                upstream,
+                cause: root_cause(&e),
+            };
+        }
+        ProxyError::UpstreamBroken {
+            cause: root_cause(&e),
+        }
+    }
+
+    /// Reads the answer: whole when it fits `limits.max_response_body`, else as a stream.
+    async fn read_reply(
+        &self,
+        resp: Response<hyper::body::Incoming>,
+        method: &Method,
+    ) -> Result<Reply, ProxyError> {
+        let (parts, mut body) = resp.into_parts();
+        let mut headers = parts.headers;
+        headers::strip_hop_by_hop(&mut headers);
+        let limit = self.config.max_response_body;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let streaming = |body: Body| Reply {
+            status: parts.status,
+            headers: headers.clone(),
+            body: ReplyBody::Streaming(body),
+            outcome: Outcome::NotEnvelope,
+            decoded: None,
+        };
+        if method != Method::HEAD && declared.is_some_and(|len| len > limit) {
+            tracing::warn!(
+                content_length = declared,
+                limit,
+                "upstream response larger than limits.max_response_body: streamed through without the envelope rewrite"
+            );
+            return Ok(streaming(Body::new(body)));
+        }
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut size: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ProxyError::UpstreamBroken {
+                cause: root_cause(&e),
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers are not forwarded
+            };
+            size += data.len() as u64;
+            chunks.push(data);
+            if size > limit {
+                tracing::warn!(
+                    limit,
+                    "upstream response larger than limits.max_response_body: streamed through without the envelope rewrite"
+                );
+                let read = futures_util::stream::iter(chunks.into_iter().map(|c| {
+                    Ok::<_, hyper::Error>(http_body::Frame::data(c))
+                }));
+                let rest = BodyStream::new(body);
+                return Ok(streaming(Body::new(StreamBody::new(read.chain(rest)))));
+            }
+        }
+        let bytes = concat(chunks, size);
+        let coding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+            .map(str::to_owned);
+        let decoded = coding
+            .as_deref()
+            .and_then(|c| encoding::decode(c, &bytes, limit))
+            .map(Bytes::from);
+        let outcome = match (&coding, &decoded) {
+            (None, _) => envelope::parse(&bytes),
+            (Some(_), Some(plain)) => envelope::parse(plain),
+            (Some(c), None) => {
+                tracing::warn!(coding = %c, "cannot decode the upstream body; status left as the upstream's");
+                Outcome::NotEnvelope
+            }
+        };
+        Ok(Reply {
+            status: parts.status,
+            headers,
+            body: ReplyBody::Buffered(bytes),
+            outcome,
+            decoded,
+        })
+    }
+
+    /// Builds the client's response: the body as the upstream sent it (decoded only when the
+    /// client cannot take the upstream's coding), the status from the envelope.
+    pub fn respond(&self, reply: Reply, prepared: &Prepared) -> Response<Body> {
+        let Reply {
+            status: upstream_status,
+            mut headers,
+            body,
+            outcome,
+            decoded,
+        } = reply;
+        let mut status = upstream_status;
+        let mut error_code = None;
+        if upstream_status.is_success() {
+            if let Outcome::Error { code, .. } = outcome {
+                status = envelope::error_status(code, &self.config.status_map);
+                error_code = code;
+            }
+        }
+        let body = match body {
+            ReplyBody::Streaming(body) => body,
+            ReplyBody::Buffered(bytes) => {
+                let coding = headers
+                    .get(header::CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
+                match (coding, decoded) {
+                    (Some(c), Some(plain))
+                        if !encoding::client_accepts(prepared.client_accept_encoding.as_ref(), c) =>
+                    {
+                        headers.remove(header::CONTENT_ENCODING);
+                        headers.remove(header::CONTENT_LENGTH);
+                        Body::from(plain)
+                    }
+                    _ => Body::from(bytes),
+                }
+            }
+        };
+        headers.insert(
+            X_UPSTREAM_STATUS.clone(),
+            HeaderValue::from(upstream_status.as_u16()),
+        );
+        if let Some(code) = error_code {
+            headers.insert(X_ONLYTRAFFIC_ERROR_CODE.clone(), HeaderValue::from(code));
+        }
+        let mut resp = Response::new(body);
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        resp
+    }
+}
+
+/// Refuses anything but an origin-form request for a path: absolute-form targets (HTTP/1) and
+/// CONNECT would let a caller pick the destination.
+fn check_target<B>(req: &Request<B>) -> Result<(), ProxyError> {
+    if req.method() == Method::CONNECT {
+        return Err(ProxyError::Connect);
+    }
+    // HTTP/2 requests always carry :scheme and :authority; only HTTP/1 has absolute form.
+    let absolute = req.uri().scheme().is_some() || req.uri().authority().is_some();
+    if absolute && req.version() < Version::HTTP_2 {
+        return Err(ProxyError::AbsoluteForm);
+    }
+    if !req.uri().path().starts_with('/') {
+        return Err(ProxyError::BadTarget(
+            req.uri().to_string(),
+            "the target must be a path starting with /".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Joins body chunks with one copy at most (none for a single chunk).
+fn concat(mut chunks: Vec<Bytes>, size: u64) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+            for c in chunks {
+                buf.extend_from_slice(&c);
+            }
+            buf.freeze()
+        }
+    }
+}
+
+/// The innermost error message, which says what actually went wrong ("Connection refused").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn has_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || err.to_string().contains("timed out")
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

@@ -1,0 +1,192 @@
+//! The HTTP front: the axum [`app`], health endpoints, request ids and the access log line, and
+//! [`run`], which serves until a shutdown future resolves and then drains within a bound.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::header::{self, HeaderName, HeaderValue};
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::error::error_envelope;
+use crate::proxy::{Proxy, X_UPSTREAM_STATUS};
+
+/// `X-Request-Id`, kept from the client when sane, else generated.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared by every request.
+pub struct AppState {
+    proxy: Proxy,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        Arc::new(Self {
+            proxy: Proxy::new(config),
+            draining: AtomicBool::new(false),
+        })
+    }
+}
+
+/// The request id of the request being handled, in its extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// Keeps a client id that is printable ASCII and at most 128 bytes; otherwise makes one.
+    fn from_headers(headers: &http::HeaderMap) -> Self {
+        let sane = headers.get(&X_REQUEST_ID).filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..=0x7e).contains(c))
+        });
+        match sane {
+            Some(v) => Self(v.clone()),
+            None => Self(
+                HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                    .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            ),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or("")
+    }
+}
+
+/// Builds the router. Layers, outermost first:
+/// 1. sensitive headers: `Authorization` is marked before anything could log it;
+/// 2. request context: request id, the span every log line of the request carries, access log.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz).fallback(health_method))
+        .route("/readyz", get(readyz).fallback(health_method))
+        .fallback(forward)
+        .with_state(state)
+        .layer(middleware::from_fn(request_context))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+        ]))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn health_method(req: Request) -> Response {
+    let id = request_id(&req);
+    let mut resp = error_envelope(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "health endpoints answer GET only; they are never forwarded",
+        &id,
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    resp
+}
+
+async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let id = request_id(&req);
+    match state.proxy.handle(req).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            let status = err.status();
+            if status.is_server_error() {
+                tracing::warn!(error = %err, "request failed");
+            } else {
+                tracing::info!(error = %err, "request refused");
+            }
+            err.to_response(&id)
+        }
+    }
+}
+
+fn request_id(req: &Request) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// Gives the request its id (also sent upstream), runs it inside a span carrying that id,
+/// returns the id on the response and writes one access log line.
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = RequestId::from_headers(req.headers());
+    req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
+    req.extensions_mut().insert(id.clone());
+    let span = tracing::info_span!("request", request_id = %id.as_str());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id.0);
+    let upstream_status = resp
+        .headers()
+        .get(&X_UPSTREAM_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            upstream_status = %upstream_status,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    resp
+}
+
+/// Serves `config` on `listener` until `shutdown` resolves, then stops accepting and lets
+/// in-flight requests finish for up to `timeouts.shutdown_grace`.
+pub async fn run(
+    listener: TcpListener,
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = config.timeouts.shutdown_grace;
+    let state = AppState::new(config);
+    let draining = Arc::new(Notify::new());
+    let signal = {
+        let state = state.clone();
+        let draining = draining.clone();
+        async move {
+            shutdown.await;
+            state.draining.store(true, Ordering::Relaxed);
+            tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
+            draining.notify_one();
+        }
+    };
+    let server = axum::serve(listener, app(state).into_make_service())
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::select! {
+        result = server => result,
+        () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace = ?grace, "timeouts.shutdown_grace passed with requests still in flight; they were cut off");
+            Ok(())
+        }
+    }
+}
