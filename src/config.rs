@@ -163,7 +163,9 @@ impl Upstream {
     /// Parses and checks an upstream URL: http(s), a host, no query or fragment.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let bad = |why: &str| {
-            format!("invalid upstream {raw:?}: {why}; expected an http:// or https:// URL such as https://partner.onlytraffic.com")
+            format!(
+                "invalid upstream {raw:?}: {why}; expected an http:// or https:// URL such as https://partner.onlytraffic.com"
+            )
         };
         let uri: Uri = raw.trim().parse().map_err(|_| bad("not a URL"))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| bad("no scheme"))?;
@@ -286,7 +288,9 @@ impl Config {
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides));
-        figment.extract().map_err(|e| ConfigError::Setting(describe(e)))
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Setting(describe(e)))
     }
 
     /// Turns raw settings into typed values, refusing anything unsafe or meaningless.
@@ -298,7 +302,8 @@ impl Config {
                 settings.listen
             ))
         })?;
-        let upstream = Upstream::parse(&settings.upstream).map_err(|e| err(format!("upstream: {e}")))?;
+        let upstream =
+            Upstream::parse(&settings.upstream).map_err(|e| err(format!("upstream: {e}")))?;
         let t = &settings.timeouts;
         for (name, value) in [
             ("timeouts.connect", t.connect),
@@ -315,7 +320,8 @@ impl Config {
         let max_response_body = settings.limits.max_response_body.as_u64();
         if max_response_body == 0 {
             return Err(err(
-                "limits.max_response_body: must be greater than 0; write a size such as \"32MiB\"".into(),
+                "limits.max_response_body: must be greater than 0; write a size such as \"32MiB\""
+                    .into(),
             ));
         }
         let inbound_tokens = settings

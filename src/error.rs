@@ -92,7 +92,10 @@ pub fn error_envelope(status: StatusCode, message: &str, request_id: &str) -> Re
     });
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body.to_string(),
     )
         .into_response()

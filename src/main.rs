@@ -86,7 +86,12 @@ fn run(
     telemetry::init(filter, format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => return fail(EXIT_RUNTIME, &format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return fail(
+                EXIT_RUNTIME,
+                &format!("cannot start the async runtime: {e}"),
+            );
+        }
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
@@ -101,41 +106,36 @@ fn run(
                 );
             }
         };
+        let shutdown = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => return fail(EXIT_RUNTIME, &format!("cannot install signal handlers: {e}")),
+        };
+        let bound = listener.local_addr().map_or(config.listen, |a| a);
         tracing::info!(
-            listen = %config.listen,
+            listen = %bound,
             upstream = %config.upstream,
             key = %config.key.fingerprint(),
             "onlytraffic-proxy serving"
         );
-        match onlytraffic_proxy::run(listener, config, shutdown_signal()).await {
+        match onlytraffic_proxy::run(listener, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(EXIT_RUNTIME, &format!("server failed: {e}")),
         }
     })
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (docker stop, Kubernetes).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Installs the SIGINT (Ctrl-C) and SIGTERM (docker stop, Kubernetes) handlers now, so a signal
+/// that arrives right after startup is not missed, and returns a future that resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

@@ -69,8 +69,9 @@ impl ApiKey {
         if key.is_empty() {
             return Err(KeyError::Empty { origin });
         }
-        let mut header =
-            HeaderValue::from_str(key).map_err(|_| KeyError::Invalid { origin: origin.clone() })?;
+        let mut header = HeaderValue::from_str(key).map_err(|_| KeyError::Invalid {
+            origin: origin.clone(),
+        })?;
         header.set_sensitive(true);
         let digest = Sha256::digest(key.as_bytes());
         let fingerprint = format!("len={} sha256={}", key.len(), &hex::encode(digest)[..8]);
@@ -196,7 +197,10 @@ mod tests {
         assert!(err.contains("is empty"), "{err}");
         let missing = dir.join("missing");
         let err = ApiKey::from_file(missing).unwrap_err().to_string();
-        assert!(err.contains("cannot read") && err.contains("missing"), "{err}");
+        assert!(
+            err.contains("cannot read") && err.contains("missing"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

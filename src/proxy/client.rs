@@ -29,10 +29,10 @@ pub fn build(connect: Duration) -> UpstreamClient {
         // The ring provider supports the safe default protocol versions, so this never fails;
         // fall back to the process default rather than panic.
         .unwrap_or_else(|_| HttpsConnectorBuilder::new().with_webpki_roots())
-    .https_or_http()
-    .enable_http1()
-    .enable_http2()
-    .wrap_connector(http);
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())

@@ -127,10 +127,17 @@ mod tests {
 
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&plain).unwrap();
-        assert_eq!(decode("deflate", &z.finish().unwrap(), 10_000).unwrap(), plain);
-        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        assert_eq!(
+            decode("deflate", &z.finish().unwrap(), 10_000).unwrap(),
+            plain
+        );
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         raw.write_all(&plain).unwrap();
-        assert_eq!(decode("deflate", &raw.finish().unwrap(), 10_000).unwrap(), plain);
+        assert_eq!(
+            decode("deflate", &raw.finish().unwrap(), 10_000).unwrap(),
+            plain
+        );
 
         let mut br = Vec::new();
         brotli::CompressorWriter::new(&mut br, 4096, 5, 22)

@@ -123,17 +123,38 @@ mod tests {
 
     #[test]
     fn statuses_in_any_case_and_codes_as_numbers_or_strings() {
-        assert_eq!(parse(br#"{"status":"success","data":[]}"#), Outcome::Success);
+        assert_eq!(
+            parse(br#"{"status":"success","data":[]}"#),
+            Outcome::Success
+        );
         assert_eq!(parse(br#" {"data":1,"status":"OK"}"#), Outcome::Success);
         assert_eq!(parse(br#"{"status":"Success"}"#), Outcome::Success);
         assert_eq!(parse(br#"{"status":true}"#), Outcome::Success);
-        assert_eq!(parse(br#"{"status":"error","error_code":422}"#), err(Some(422)));
-        assert_eq!(parse(br#"{"status":"ERROR","error_code":"429"}"#), err(Some(429)));
-        assert_eq!(parse(br#"{"status":"fail","error_code":" 404 "}"#), err(Some(404)));
-        assert_eq!(parse(br#"{"status":"error","error_code":422.0}"#), err(Some(422)));
-        assert_eq!(parse(br#"{"status":"error","error_code":"abc"}"#), err(None));
+        assert_eq!(
+            parse(br#"{"status":"error","error_code":422}"#),
+            err(Some(422))
+        );
+        assert_eq!(
+            parse(br#"{"status":"ERROR","error_code":"429"}"#),
+            err(Some(429))
+        );
+        assert_eq!(
+            parse(br#"{"status":"fail","error_code":" 404 "}"#),
+            err(Some(404))
+        );
+        assert_eq!(
+            parse(br#"{"status":"error","error_code":422.0}"#),
+            err(Some(422))
+        );
+        assert_eq!(
+            parse(br#"{"status":"error","error_code":"abc"}"#),
+            err(None)
+        );
         assert_eq!(parse(br#"{"status":"error"}"#), err(None));
-        assert_eq!(parse(br#"{"status":false,"error_code":{"x":1}}"#), err(None));
+        assert_eq!(
+            parse(br#"{"status":false,"error_code":{"x":1}}"#),
+            err(None)
+        );
         assert_eq!(
             parse(br#"{"status":"error","error_code":429,"retry_after":"7"}"#),
             Outcome::Error {
@@ -156,7 +177,12 @@ mod tests {
             b"{\"status\":\"ok\"} trailing",
             b"{\"status\":\"ok\",\"status\":\"error\"}",
         ] {
-            assert_eq!(parse(body), Outcome::NotEnvelope, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                parse(body),
+                Outcome::NotEnvelope,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -172,9 +198,15 @@ mod tests {
     fn mapping() {
         let mut map = BTreeMap::new();
         map.insert(401, StatusCode::BAD_GATEWAY);
-        assert_eq!(error_status(Some(422), &map), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            error_status(Some(422), &map),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         assert_eq!(error_status(Some(401), &map), StatusCode::BAD_GATEWAY);
-        assert_eq!(error_status(Some(401), &BTreeMap::new()), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            error_status(Some(401), &BTreeMap::new()),
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(error_status(Some(200), &map), StatusCode::BAD_GATEWAY);
         assert_eq!(error_status(Some(600), &map), StatusCode::BAD_GATEWAY);
         assert_eq!(error_status(Some(-1), &map), StatusCode::BAD_GATEWAY);

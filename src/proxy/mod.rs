@@ -100,7 +100,9 @@ impl Proxy {
             .map(HeaderValue::as_bytes)
             .and_then(|v| {
                 let (scheme, token) = v.split_at(v.iter().position(|b| *b == b' ')?);
-                scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+                scheme
+                    .eq_ignore_ascii_case(b"bearer")
+                    .then(|| token.trim_ascii())
             });
         match presented {
             Some(token) if tokens.accepts(token) => Ok(()),
@@ -124,7 +126,9 @@ impl Proxy {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     ProxyError::BodyTooLarge { limit }
                 } else {
                     ProxyError::RequestBody(root_cause(e.as_ref()))
@@ -163,7 +167,11 @@ impl Proxy {
         let timeout = self.config.timeouts.attempt;
         tokio::time::timeout(timeout, async {
             let req = self.upstream_request(prepared);
-            let resp = self.client.request(req).await.map_err(|e| self.classify(e))?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| self.classify(e))?;
             self.read_reply(resp, &prepared.method).await
         })
         .await
@@ -178,7 +186,10 @@ impl Proxy {
         let headers = req.headers_mut();
         headers.clone_from(&p.headers);
         // Innermost step: nothing else handles the key, and the value is marked sensitive.
-        headers.insert(header::AUTHORIZATION, self.config.key.header_value().clone());
+        headers.insert(
+            header::AUTHORIZATION,
+            self.config.key.header_value().clone(),
+        );
         req
     }
 
@@ -246,9 +257,11 @@ impl Proxy {
                     limit,
                     "upstream response larger than limits.max_response_body: streamed through without the envelope rewrite"
                 );
-                let read = futures_util::stream::iter(chunks.into_iter().map(|c| {
-                    Ok::<_, hyper::Error>(http_body::Frame::data(c))
-                }));
+                let read = futures_util::stream::iter(
+                    chunks
+                        .into_iter()
+                        .map(|c| Ok::<_, hyper::Error>(http_body::Frame::data(c))),
+                );
                 let rest = BodyStream::new(body);
                 return Ok(streaming(Body::new(StreamBody::new(read.chain(rest)))));
             }
@@ -309,7 +322,10 @@ impl Proxy {
                     .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
                 match (coding, decoded) {
                     (Some(c), Some(plain))
-                        if !encoding::client_accepts(prepared.client_accept_encoding.as_ref(), c) =>
+                        if !encoding::client_accepts(
+                            prepared.client_accept_encoding.as_ref(),
+                            c,
+                        ) =>
                     {
                         headers.remove(header::CONTENT_ENCODING);
                         headers.remove(header::CONTENT_LENGTH);
