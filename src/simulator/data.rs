@@ -565,9 +565,10 @@ pub(crate) fn cpc_order(index: u32) -> CpcOrder {
         _ => 0,
     };
     let created = stamp(&mut rng, CPC_ORDERS, index);
-    let start = created + rng.between(0, 2 * DAY);
+    // Orders start within two days of creation, and no later than the end of the data set.
+    let start = created + rng.between(0, (2 * DAY).min(DATA_END - 1 - created));
     let finish = match status {
-        "completed" => Some(start + rng.between(2 * DAY, 45 * DAY)),
+        "completed" => Some((start + rng.between(2 * DAY, 45 * DAY)).min(DATA_END)),
         // Some active orders run to a fixed end date; the rest run until delivered.
         "active" if rng.percent(30) => Some(start + 60 * DAY),
         _ => None,
@@ -864,6 +865,10 @@ mod tests {
                 _ => assert!(o.delivered < o.ordered),
             }
             assert_eq!(creative(o.creative).account, o.account);
+            assert!(o.start >= o.created && o.start < DATA_END);
+            if o.status == "completed" {
+                assert!(o.finish.is_some_and(|f| f > o.start && f <= DATA_END));
+            }
         }
     }
 

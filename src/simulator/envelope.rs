@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::limits::Wait;
 
@@ -45,47 +46,71 @@ impl ApiError {
 
     /// The error body. `retry_after` (whole seconds) is added on 429s; it is not documented
     /// upstream and is a simulator extension.
-    pub(crate) fn body(&self) -> Value {
-        let mut body = json!({
-            "status": "error",
-            "error_code": self.code(),
-            "message": self.to_string(),
-        });
-        if let (Self::RateLimited { wait, .. }, Some(map)) = (self, body.as_object_mut()) {
-            map.insert("retry_after".into(), wait.retry_after_secs().into());
+    pub(crate) fn body(&self) -> ErrorBody {
+        ErrorBody {
+            status: "error",
+            error_code: self.code(),
+            message: self.to_string(),
+            retry_after: match self {
+                Self::RateLimited { wait, .. } => Some(wait.retry_after_secs()),
+                _ => None,
+            },
         }
-        body
     }
+}
+
+/// The error envelope, fields in the order clients read them (a struct, not a map, so `status`
+/// comes first).
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorBody {
+    status: &'static str,
+    error_code: u16,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+/// The success envelope, `status` first as in the documented examples.
+#[derive(Debug, Serialize)]
+struct SuccessBody {
+    status: &'static str,
+    data: Value,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         tracing::debug!(error_code = self.code(), message = %self, "simulator refused request");
-        (Json(self.body())).into_response()
+        Json(self.body()).into_response()
     }
 }
 
 /// The success body `{"status":"success","data":...}`, served with HTTP 200.
 pub(crate) fn success(data: Value) -> Response {
-    Json(json!({ "status": "success", "data": data })).into_response()
+    Json(SuccessBody {
+        status: "success",
+        data,
+    })
+    .into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::time::Duration;
+
+    fn to_json(body: ErrorBody) -> String {
+        serde_json::to_string(&body).unwrap_or_default()
+    }
 
     #[test]
     fn error_body_has_numeric_code_and_message() {
         let body =
             ApiError::Invalid("limit must be an integer between 1 and 1000, got 0".into()).body();
+        // Field order matters to human readers: status first, as in the documented examples.
         assert_eq!(
-            body,
-            json!({
-                "status": "error",
-                "error_code": 422,
-                "message": "limit must be an integer between 1 and 1000, got 0",
-            })
+            to_json(body),
+            r#"{"status":"error","error_code":422,"message":"limit must be an integer between 1 and 1000, got 0"}"#
         );
     }
 
@@ -96,7 +121,10 @@ mod tests {
             wait: Wait(Duration::from_millis(2_500)),
         }
         .body();
-        assert_eq!(body["error_code"], 429);
-        assert_eq!(body["retry_after"], 3);
+        let body: Value = serde_json::from_str(&to_json(body)).unwrap_or_default();
+        assert_eq!(
+            body,
+            json!({"status": "error", "error_code": 429, "message": "slow down", "retry_after": 3})
+        );
     }
 }
