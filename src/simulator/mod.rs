@@ -3,7 +3,7 @@
 //! deterministic data set, with the documented envelope, error codes and `generate_link` limit,
 //! plus a configurable per-key rate so clients (and the proxy) can be exercised against 429s.
 //!
-//! Files: [`clock`] (time sources), [`rate`] (`N/PERIOD` budgets), `limits` (the windows),
+//! Files: `clock` (time sources), `rate` (`N/PERIOD` budgets), `limits` (the windows),
 //! `envelope` (response bodies), `params` (query/body decoding), `data` (the records),
 //! `time` (dates), `v1` and `v2` (the endpoints).
 //!

@@ -10,7 +10,7 @@ use super::data::{
 };
 use super::envelope::ApiError;
 use super::limits::LINK_COOLDOWN;
-use super::params::Params;
+use super::params::{Page, Params};
 use super::time::iso8601;
 
 /// The `do` values served. `subscribers` and `ppc_orders` are the simulator's guesses: the docs
@@ -65,44 +65,53 @@ impl Action {
 
 /// Answers one v1 request. Parameters come from the body only; the query string carries `do`.
 pub(crate) fn handle(state: &SimState, action: Action, body: &Params) -> Result<Value, ApiError> {
-    if action == Action::GenerateLink {
-        return generate_link(state, body);
-    }
-    let page = body.page()?;
-    Ok(match action {
-        Action::Campaigns => {
-            data::paginate(CAMPAIGNS, true, page, data::campaign, None, |c| c.v1())
-        }
-        Action::Transactions => data::paginate(
-            TRANSACTIONS,
-            true,
-            page,
-            data::transaction,
-            None,
-            Transaction::v1,
-        ),
-        Action::Subscribers => data::paginate(
-            SUBSCRIBERS,
-            true,
-            page,
-            data::subscriber,
-            None,
-            Subscriber::v1,
-        ),
-        // "Accepted" PPC orders: the ones running or done, not waiting or rejected.
-        Action::PpcOrders => {
-            let accepted = |o: &CpcOrder| matches!(o.status, "active" | "completed");
-            data::paginate(
-                CPC_ORDERS,
-                true,
-                page,
-                data::cpc_order,
-                Some(&accepted),
-                CpcOrder::v1,
-            )
-        }
-        Action::GenerateLink => Value::Null,
-    })
+    let list = match action {
+        Action::GenerateLink => return generate_link(state, body),
+        Action::Campaigns => campaigns,
+        Action::Transactions => transactions,
+        Action::Subscribers => subscribers,
+        Action::PpcOrders => ppc_orders,
+    };
+    Ok(list(body.page()?))
+}
+
+fn campaigns(page: Page) -> Value {
+    data::paginate(CAMPAIGNS, true, page, data::campaign, None, |c| c.v1())
+}
+
+fn transactions(page: Page) -> Value {
+    data::paginate(
+        TRANSACTIONS,
+        true,
+        page,
+        data::transaction,
+        None,
+        Transaction::v1,
+    )
+}
+
+fn subscribers(page: Page) -> Value {
+    data::paginate(
+        SUBSCRIBERS,
+        true,
+        page,
+        data::subscriber,
+        None,
+        Subscriber::v1,
+    )
+}
+
+/// "Accepted" PPC orders: the ones running or done, not waiting or rejected.
+fn ppc_orders(page: Page) -> Value {
+    let accepted = |o: &CpcOrder| matches!(o.status, "active" | "completed");
+    data::paginate(
+        CPC_ORDERS,
+        true,
+        page,
+        data::cpc_order,
+        Some(&accepted),
+        CpcOrder::v1,
+    )
 }
 
 fn generate_link(state: &SimState, body: &Params) -> Result<Value, ApiError> {
