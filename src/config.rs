@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub inbound: Inbound,
+    pub rate_limit: RateLimitConfig,
+    pub retry: RetryConfig,
     /// Envelope `error_code` -> HTTP status overrides, e.g. `"401" = 502`.
     pub status_map: BTreeMap<String, u16>,
 }
@@ -46,6 +49,8 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             inbound: Inbound::default(),
+            rate_limit: RateLimitConfig::default(),
+            retry: RetryConfig::default(),
             status_map: BTreeMap::new(),
         }
     }
@@ -109,6 +114,109 @@ pub struct Inbound {
     pub allow_anonymous: bool,
 }
 
+/// `[rate_limit]`: the key's quota, spent evenly by one GCRA limiter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests per `per`.
+    pub rate: NonZeroU32,
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+    /// Requests that may go at once after a quiet spell.
+    pub burst: NonZeroU32,
+    /// Longest a request waits for a token before it is answered 429.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// Most requests waiting at once; more are answered 429 at once.
+    pub max_queue: usize,
+    /// Per-route rules, applied before the global limiter.
+    pub routes: Vec<RouteRuleConfig>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            rate: NonZeroU32::new(60).unwrap_or(NonZeroU32::MIN),
+            per: Duration::from_secs(60),
+            burst: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            max_wait: Duration::from_secs(30),
+            max_queue: 10_000,
+            routes: vec![RouteRuleConfig {
+                route: "generate_link".into(),
+                rate: NonZeroU32::MIN,
+                per: Duration::from_secs(300),
+                burst: NonZeroU32::MIN,
+                max_wait: Duration::ZERO,
+                key: Some("smartlink_id".into()),
+            }],
+        }
+    }
+}
+
+/// `[[rate_limit.routes]]`: a limit for one operation, optionally per value of a field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRuleConfig {
+    /// A v1 `do` value (`generate_link`) or a v2 path (`/api/marketer/cpc/orders`).
+    pub route: String,
+    pub rate: NonZeroU32,
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+    #[serde(default = "one")]
+    pub burst: NonZeroU32,
+    #[serde(with = "humantime_serde", default)]
+    pub max_wait: Duration,
+    /// A body (JSON or form) or query field whose value gets its own allowance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+fn one() -> NonZeroU32 {
+    NonZeroU32::MIN
+}
+
+/// Which server errors (502/503/504, attempt timeouts, broken connections) are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerErrorRetry {
+    /// Never: only 429s and connection failures are retried.
+    None,
+    /// GET, HEAD and the v1 read actions (every `do` but `generate_link`).
+    Reads,
+    /// Every request, writes included.
+    All,
+}
+
+/// `[retry]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub base_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    pub retry_server_errors: ServerErrorRetry,
+    /// Retries allowed as a share of requests over a rolling 10s, in percent.
+    pub budget_percent: f32,
+    /// Retries per second allowed whatever the traffic (the budget's floor).
+    pub budget_min_per_sec: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            retry_server_errors: ServerErrorRetry::Reads,
+            budget_percent: 20.0,
+            budget_min_per_sec: 3,
+        }
+    }
+}
+
 /// Values given on the command line; they override everything else.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Overrides {
@@ -143,6 +251,8 @@ pub struct Config {
     pub max_response_body: u64,
     pub inbound_tokens: Option<InboundTokens>,
     pub allow_anonymous: bool,
+    pub rate_limit: RateLimitConfig,
+    pub retry: RetryConfig,
     /// `error_code` -> HTTP status overrides.
     pub status_map: BTreeMap<u16, StatusCode>,
     pub key: ApiKey,
@@ -340,6 +450,8 @@ impl Config {
                  or inbound.allow_anonymous = true (OTPROXY_INBOUND__ALLOW_ANONYMOUS=true) to accept that"
             )));
         }
+        validate_rate_limit(&settings.rate_limit).map_err(err)?;
+        validate_retry(&settings.retry).map_err(err)?;
         let mut status_map = BTreeMap::new();
         for (code, status) in &settings.status_map {
             let code: u16 = code.trim().parse().map_err(|_| {
@@ -365,6 +477,8 @@ impl Config {
             max_response_body,
             inbound_tokens,
             allow_anonymous: settings.inbound.allow_anonymous,
+            rate_limit: settings.rate_limit.clone(),
+            retry: settings.retry.clone(),
             status_map,
             key,
             settings,
@@ -380,6 +494,53 @@ impl Config {
             self.key.source()
         )
     }
+}
+
+fn validate_rate_limit(r: &RateLimitConfig) -> Result<(), String> {
+    if r.per.is_zero() {
+        return Err("rate_limit.per: must be greater than 0; write a duration such as \"1m\"".into());
+    }
+    for (i, rule) in r.routes.iter().enumerate() {
+        let at = format!("rate_limit.routes[{i}] ({:?})", rule.route);
+        if rule.route.trim().is_empty() {
+            return Err(format!(
+                "{at}: route is empty; expected a v1 do value such as \"generate_link\" or a path such as \"/api/marketer/cpc/orders\""
+            ));
+        }
+        if rule.per.is_zero() {
+            return Err(format!("{at}: per must be greater than 0; write a duration such as \"5m\""));
+        }
+        if rule.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(format!("{at}: key is empty; name a body or query field such as \"smartlink_id\", or leave it out"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_retry(r: &RetryConfig) -> Result<(), String> {
+    if r.max_attempts == 0 {
+        return Err("retry.max_attempts: must be at least 1 (1 means no retries)".into());
+    }
+    if r.base_delay > r.max_delay {
+        return Err(format!(
+            "retry.base_delay ({}) is longer than retry.max_delay ({}); make base_delay <= max_delay",
+            humantime::format_duration(r.base_delay),
+            humantime::format_duration(r.max_delay)
+        ));
+    }
+    if !(0.0..=1000.0).contains(&r.budget_percent) {
+        return Err(format!(
+            "retry.budget_percent: {} is out of range; expected 0 to 1000 (percent of requests)",
+            r.budget_percent
+        ));
+    }
+    if r.budget_min_per_sec > 1_000_000 {
+        return Err(format!(
+            "retry.budget_min_per_sec: {} is out of range; expected 0 to 1000000",
+            r.budget_min_per_sec
+        ));
+    }
+    Ok(())
 }
 
 fn toml_string(settings: &Settings) -> String {
@@ -408,7 +569,11 @@ fn describe(e: figment::Error) -> String {
                 "unknown setting `{key}`{origin}; see config/default.toml for the valid settings"
             ),
             kind => {
+                let last = e.path.last().map(String::as_str).unwrap_or("");
                 let hint = match e.path.first().map(String::as_str) {
+                    _ if ["per", "max_wait", "base_delay", "max_delay"].contains(&last) => {
+                        " (write durations like \"250ms\", \"30s\", \"5m\")"
+                    }
                     Some("timeouts") => " (write durations like \"250ms\", \"30s\", \"5m\")",
                     Some("limits") => " (write sizes like \"512KiB\", \"1MiB\")",
                     _ => "",

@@ -45,6 +45,12 @@ pub enum ProxyError {
     )]
     AttemptTimeout { timeout: Duration },
     #[error(
+        "rate limited by the proxy: {}; nothing was sent upstream, retry after {}s",
+        .0.reason,
+        crate::layers::rate_limit::retry_after_secs(.0.retry_after)
+    )]
+    RateLimited(crate::layers::rate_limit::Rejection),
+    #[error(
         "the request did not complete within timeouts.total ({timeout:?}); the upstream may have processed it"
     )]
     TotalTimeout { timeout: Duration },
@@ -60,6 +66,7 @@ impl ProxyError {
             ProxyError::Connect => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::Unauthorized => StatusCode::UNAUTHORIZED,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Unreachable { .. } | ProxyError::UpstreamBroken { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -72,9 +79,17 @@ impl ProxyError {
     /// The response: the upstream's own envelope shape, marked `"source":"proxy"`.
     pub fn to_response(&self, request_id: &str) -> Response {
         let mut resp = error_envelope(self.status(), &self.to_string(), request_id);
-        if let ProxyError::Unauthorized = self {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            ProxyError::Unauthorized => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ProxyError::RateLimited(r) => {
+                let secs = crate::layers::rate_limit::retry_after_secs(r.retry_after);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            _ => {}
         }
         resp
     }

@@ -4,14 +4,18 @@
 //! - [`config`]: file + environment + flags -> validated, typed [`config::Config`].
 //! - [`secret`]: the upstream API key, loaded from the environment or a file, never printed.
 //! - [`error`]: [`error::ProxyError`] and the one place that turns failures into HTTP responses.
-//! - [`proxy`]: forwarding: upstream client, header hygiene, envelope -> status.
+//! - [`proxy`]: forwarding: upstream client, header hygiene, envelope -> status, the attempt loop.
+//! - [`layers`]: the rate limiter (global + per-route, cooldown) and the retry policy.
+//! - [`route`]: which partner-API operation a request is (v1 `do` value or v2 path).
 //! - [`server`]: the axum app, health endpoints, request ids, `run(listener, config, shutdown)`.
 //! - [`simulator`]: the embedded OnlyTraffic partner API simulator.
 //! - [`telemetry`]: log setup.
 
 pub mod config;
 pub mod error;
+pub mod layers;
 pub mod proxy;
+pub mod route;
 pub mod secret;
 pub mod server;
 pub mod simulator;

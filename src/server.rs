@@ -107,18 +107,7 @@ async fn health_method(req: Request) -> Response {
 
 async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let id = request_id(&req);
-    match state.proxy.handle(req).await {
-        Ok(resp) => resp,
-        Err(err) => {
-            let status = err.status();
-            if status.is_server_error() {
-                tracing::warn!(error = %err, "request failed");
-            } else {
-                tracing::info!(error = %err, "request refused");
-            }
-            err.to_response(&id)
-        }
-    }
+    state.proxy.handle(req, &id).await
 }
 
 fn request_id(req: &Request) -> String {

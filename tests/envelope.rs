@@ -7,7 +7,8 @@ use common::*;
 
 /// Sends one request through a fresh proxy whose upstream answers `reply`.
 async fn through(reply: MockReply) -> reqwest::Response {
-    let (proxy, mock) = proxy_and_mock().await;
+    let mock = MockUpstream::start().await;
+    let proxy = spawn_proxy(settings_no_retry(&mock.url)).await;
     mock.push(reply);
     let resp = reqwest::Client::new()
         .post(format!("{}/api/marketer?do=campaigns", proxy.url))
@@ -88,7 +89,7 @@ async fn real_non_2xx_statuses_pass_through() {
 #[tokio::test]
 async fn status_map_overrides_a_code() {
     let mock = MockUpstream::start().await;
-    let mut s = settings(&mock.url);
+    let mut s = settings_no_retry(&mock.url);
     s.status_map.insert("401".into(), 502);
     s.status_map.insert("422".into(), 400);
     let proxy = spawn_proxy(s).await;

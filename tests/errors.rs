@@ -55,7 +55,7 @@ async fn refused_connection_is_502_saying_nothing_was_sent() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let proxy = spawn_proxy(settings(&format!("http://{addr}"))).await;
+    let proxy = spawn_proxy(settings_no_retry(&format!("http://{addr}"))).await;
     let resp = reqwest::Client::new()
         .post(format!("{}/api/marketer?do=campaigns", proxy.url))
         .header("x-request-id", "rid-502")
@@ -75,7 +75,7 @@ async fn refused_connection_is_502_saying_nothing_was_sent() {
 #[tokio::test]
 async fn slow_upstream_is_504() {
     let mut mock = MockUpstream::start().await;
-    let mut s = settings(&mock.url);
+    let mut s = settings_no_retry(&mock.url);
     s.timeouts.attempt = Duration::from_millis(200);
     let proxy = spawn_proxy(s).await;
     mock.push(MockReply::success().delay(Duration::from_secs(30)));

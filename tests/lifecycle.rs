@@ -83,7 +83,7 @@ async fn the_key_appears_nowhere_in_debug_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let mut mock = MockUpstream::start().await;
-    let mut s = settings(&mock.url);
+    let mut s = settings_no_retry(&mock.url);
     s.timeouts.attempt = Duration::from_millis(300);
     let proxy = spawn_proxy(s).await;
     let client = reqwest::Client::new();

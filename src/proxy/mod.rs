@@ -11,6 +11,8 @@ pub mod envelope;
 pub mod headers;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -19,13 +21,24 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, BodyStream, Full, Limited, StreamBody};
 
+use tokio::time::Instant;
+
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::layers::rate_limit::{RateLimiter, retry_after_secs};
+use crate::layers::retry::{self, Reason, RetryPolicy};
+use crate::route::Route;
 use client::UpstreamClient;
 use envelope::Outcome;
 
 /// `X-Upstream-Status`: the HTTP status the upstream itself answered with.
 pub static X_UPSTREAM_STATUS: HeaderName = HeaderName::from_static("x-upstream-status");
+/// `X-Proxy-Attempts`: upstream attempts made for this request.
+pub static X_PROXY_ATTEMPTS: HeaderName = HeaderName::from_static("x-proxy-attempts");
+/// `X-RateLimit-Limit`: the global limiter's requests per `rate_limit.per`.
+pub static X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+/// `X-RateLimit-Remaining`: global tokens available after this request's.
+pub static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 /// `X-OnlyTraffic-Error-Code`: the envelope's `error_code`, on envelope errors.
 pub static X_ONLYTRAFFIC_ERROR_CODE: HeaderName =
     HeaderName::from_static("x-onlytraffic-error-code");
@@ -34,6 +47,10 @@ pub static X_ONLYTRAFFIC_ERROR_CODE: HeaderName =
 pub struct Proxy {
     config: Arc<Config>,
     client: UpstreamClient,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    /// Global tokens left after the last one taken, for `X-RateLimit-Remaining`.
+    last_remaining: AtomicU32,
 }
 
 /// A client request made ready for the upstream; cheap to replay (the body is shared bytes).
@@ -45,6 +62,8 @@ pub struct Prepared {
     pub body: Bytes,
     /// The client's `Accept-Encoding`, to decide whether it can take a compressed reply.
     pub client_accept_encoding: Option<HeaderValue>,
+    /// The partner-API operation, for rate-limit rules and the retry policy.
+    pub route: Route,
 }
 
 /// The body of a read upstream answer.
@@ -69,25 +88,135 @@ pub struct Reply {
 impl Proxy {
     pub fn new(config: Arc<Config>) -> Self {
         let client = client::build(config.timeouts.connect);
-        Self { config, client }
+        let limiter = RateLimiter::new(&config.rate_limit);
+        let retry = RetryPolicy::new(&config.retry);
+        Self {
+            last_remaining: AtomicU32::new(config.rate_limit.burst.get()),
+            config,
+            client,
+            limiter,
+            retry,
+        }
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Handles one client request end to end; every failure is a [`ProxyError`].
-    pub async fn handle(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+    /// Handles one client request end to end. Every response, proxied or made by the proxy,
+    /// carries `X-Proxy-Attempts` and the global `X-RateLimit-*` headers.
+    pub async fn handle(&self, req: Request<Body>, request_id: &str) -> Response<Body> {
+        let mut attempts = 0;
+        let result = self.handle_inner(req, &mut attempts).await;
+        let remaining = match &result {
+            Err(ProxyError::RateLimited(r)) if r.scope == "global" => 0,
+            _ => self.last_remaining.load(Ordering::Relaxed),
+        };
+        let mut resp = result.unwrap_or_else(|err| {
+            if err.status().is_server_error() {
+                tracing::warn!(error = %err, attempts, "request failed");
+            } else {
+                tracing::info!(error = %err, "request refused");
+            }
+            err.to_response(request_id)
+        });
+        let headers = resp.headers_mut();
+        headers.insert(X_PROXY_ATTEMPTS.clone(), HeaderValue::from(attempts));
+        headers.insert(
+            X_RATELIMIT_LIMIT.clone(),
+            HeaderValue::from(self.limiter.limit()),
+        );
+        headers.insert(X_RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+        resp
+    }
+
+    async fn handle_inner(
+        &self,
+        req: Request<Body>,
+        attempts: &mut u32,
+    ) -> Result<Response<Body>, ProxyError> {
         check_target(&req)?;
         self.check_inbound(req.headers())?;
         let total = self.config.timeouts.total;
-        tokio::time::timeout(total, async {
+        let deadline = Instant::now() + total;
+        tokio::time::timeout_at(deadline, async {
             let prepared = self.prepare(req).await?;
-            let reply = self.attempt(&prepared).await?;
-            Ok(self.respond(reply, &prepared))
+            self.forward(&prepared, deadline, attempts).await
         })
         .await
         .map_err(|_| ProxyError::TotalTimeout { timeout: total })?
+    }
+
+    /// The attempt loop: route rules, then for every attempt a global token, the upstream try,
+    /// and the retry policy's verdict. A wait that would pass `deadline` is not started.
+    async fn forward(
+        &self,
+        p: &Prepared,
+        deadline: Instant,
+        attempts: &mut u32,
+    ) -> Result<Response<Body>, ProxyError> {
+        let query = p.uri.query();
+        self.retry.deposit();
+        let route_tokens = self
+            .limiter
+            .route_check(&p.route, query, &p.body, deadline)
+            .await
+            .map_err(ProxyError::RateLimited)?;
+        // A 429 for a request under a keyed rule (one smartlink) is about that key, not the
+        // API key: no retry, no global cooldown.
+        let keyed = self.limiter.has_keyed_rule(&p.route);
+        loop {
+            let permit = match self.limiter.acquire(deadline).await {
+                Ok(permit) => permit,
+                Err(rejection) => {
+                    if *attempts == 0 {
+                        self.limiter.refund(&route_tokens);
+                    }
+                    return Err(ProxyError::RateLimited(rejection));
+                }
+            };
+            self.last_remaining.store(permit.remaining, Ordering::Relaxed);
+            *attempts += 1;
+            let attempt = *attempts;
+            let result = self.attempt(p).await;
+            let Some((reason, hint)) = retry_signal(&result) else {
+                return result.map(|reply| self.respond(reply, p, None));
+            };
+            let wait = self.retry.delay(attempt, hint);
+            if reason == Reason::RateLimited && !keyed {
+                self.limiter.cooldown(wait);
+            }
+            let why_not = if reason == Reason::RateLimited && keyed {
+                Some("the 429 is for this request's route key")
+            } else if !self.retry.allows(reason, &p.method, &p.route) {
+                Some("retry.retry_server_errors does not allow retrying this request")
+            } else if !self.retry.attempts_left(attempt) {
+                Some("retry.max_attempts reached")
+            } else if Instant::now() + wait >= deadline {
+                Some("the wait would pass timeouts.total")
+            } else if !self.retry.withdraw() {
+                Some("the retry budget is spent")
+            } else {
+                None
+            };
+            if let Some(why_not) = why_not {
+                tracing::info!(
+                    attempt,
+                    reason = reason.as_str(),
+                    why_not,
+                    "not retrying"
+                );
+                let retry_after = (reason == Reason::RateLimited).then_some(wait);
+                return result.map(|reply| self.respond(reply, p, retry_after));
+            }
+            tracing::info!(
+                attempt,
+                reason = reason.as_str(),
+                wait_ms = wait.as_millis() as u64,
+                "retrying upstream request"
+            );
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Inbound bearer tokens, when configured.
@@ -152,12 +281,14 @@ impl Proxy {
         if let Some(ae) = encoding::upstream_accept_encoding(client_accept_encoding.as_ref()) {
             headers.insert(header::ACCEPT_ENCODING, ae);
         }
+        let route = Route::of(parts.uri.path(), parts.uri.query());
         Ok(Prepared {
             method: parts.method,
             uri,
             headers,
             body,
             client_accept_encoding,
+            route,
         })
     }
 
@@ -296,7 +427,14 @@ impl Proxy {
 
     /// Builds the client's response: the body as the upstream sent it (decoded only when the
     /// client cannot take the upstream's coding), the status from the envelope.
-    pub fn respond(&self, reply: Reply, prepared: &Prepared) -> Response<Body> {
+    /// `retry_after` is the proxy's own estimate, added as `Retry-After` when the upstream's
+    /// 429 carried none.
+    pub fn respond(
+        &self,
+        reply: Reply,
+        prepared: &Prepared,
+        retry_after: Option<Duration>,
+    ) -> Response<Body> {
         let Reply {
             status: upstream_status,
             mut headers,
@@ -342,10 +480,51 @@ impl Proxy {
         if let Some(code) = error_code {
             headers.insert(X_ONLYTRAFFIC_ERROR_CODE.clone(), HeaderValue::from(code));
         }
+        if let Some(wait) = retry_after.filter(|_| !headers.contains_key(header::RETRY_AFTER)) {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(wait)),
+            );
+        }
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         resp
+    }
+}
+
+/// Whether an attempt's result calls for a retry, and the upstream's wait hint if it gave one.
+fn retry_signal(result: &Result<Reply, ProxyError>) -> Option<(Reason, Option<Duration>)> {
+    match result {
+        Ok(reply) => {
+            let envelope_code = match reply.outcome {
+                Outcome::Error { code, .. } if reply.status.is_success() => code,
+                _ => None,
+            };
+            let reason = retry::reason_for_status(reply.status).or_else(|| {
+                envelope_code
+                    .and_then(|c| u16::try_from(c).ok())
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                    .and_then(retry::reason_for_status)
+            })?;
+            let hint = if reason == Reason::RateLimited {
+                let body_hint = match reply.outcome {
+                    Outcome::Error { retry_after, .. } => retry::body_retry_after(retry_after),
+                    _ => None,
+                };
+                retry::parse_retry_after(&reply.headers, SystemTime::now()).or(body_hint)
+            } else {
+                None
+            };
+            Some((reason, hint))
+        }
+        Err(ProxyError::Unreachable { .. } | ProxyError::ConnectTimeout { .. }) => {
+            Some((Reason::Connect, None))
+        }
+        Err(ProxyError::AttemptTimeout { .. } | ProxyError::UpstreamBroken { .. }) => {
+            Some((Reason::Timeout, None))
+        }
+        Err(_) => None,
     }
 }
 

@@ -194,6 +194,13 @@ pub fn settings(upstream: &str) -> Settings {
     }
 }
 
+/// [`settings`] with retries off, for tests of single-attempt behaviour.
+pub fn settings_no_retry(upstream: &str) -> Settings {
+    let mut s = settings(upstream);
+    s.retry.max_attempts = 1;
+    s
+}
+
 /// A proxy running in-process; dropping it stops it.
 pub struct TestProxy {
     pub addr: SocketAddr,
