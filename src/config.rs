@@ -498,7 +498,9 @@ impl Config {
 
 fn validate_rate_limit(r: &RateLimitConfig) -> Result<(), String> {
     if r.per.is_zero() {
-        return Err("rate_limit.per: must be greater than 0; write a duration such as \"1m\"".into());
+        return Err(
+            "rate_limit.per: must be greater than 0; write a duration such as \"1m\"".into(),
+        );
     }
     for (i, rule) in r.routes.iter().enumerate() {
         let at = format!("rate_limit.routes[{i}] ({:?})", rule.route);
@@ -508,10 +510,14 @@ fn validate_rate_limit(r: &RateLimitConfig) -> Result<(), String> {
             ));
         }
         if rule.per.is_zero() {
-            return Err(format!("{at}: per must be greater than 0; write a duration such as \"5m\""));
+            return Err(format!(
+                "{at}: per must be greater than 0; write a duration such as \"5m\""
+            ));
         }
         if rule.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-            return Err(format!("{at}: key is empty; name a body or query field such as \"smartlink_id\", or leave it out"));
+            return Err(format!(
+                "{at}: key is empty; name a body or query field such as \"smartlink_id\", or leave it out"
+            ));
         }
     }
     Ok(())

@@ -73,7 +73,9 @@ pub fn field_value(query: Option<&str>, body: &[u8], field: &str) -> Option<Stri
             _ => None,
         };
     }
-    std::str::from_utf8(body).ok().and_then(|b| query_value(b, field))
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|b| query_value(b, field))
 }
 
 #[cfg(test)]
@@ -106,10 +108,22 @@ mod tests {
 
     #[test]
     fn field_values_from_json_form_and_query() {
-        assert_eq!(field_value(None, br#"{"smartlink_id": 42}"#, "smartlink_id").unwrap(), "42");
-        assert_eq!(field_value(None, br#"{"smartlink_id":"42"}"#, "smartlink_id").unwrap(), "42");
-        assert_eq!(field_value(None, b"smartlink_id=42&click_id=a", "smartlink_id").unwrap(), "42");
-        assert_eq!(field_value(Some("smartlink_id=7"), b"{}", "smartlink_id").unwrap(), "7");
+        assert_eq!(
+            field_value(None, br#"{"smartlink_id": 42}"#, "smartlink_id").unwrap(),
+            "42"
+        );
+        assert_eq!(
+            field_value(None, br#"{"smartlink_id":"42"}"#, "smartlink_id").unwrap(),
+            "42"
+        );
+        assert_eq!(
+            field_value(None, b"smartlink_id=42&click_id=a", "smartlink_id").unwrap(),
+            "42"
+        );
+        assert_eq!(
+            field_value(Some("smartlink_id=7"), b"{}", "smartlink_id").unwrap(),
+            "7"
+        );
         assert!(field_value(None, br#"{"other":1}"#, "smartlink_id").is_none());
         assert!(field_value(None, br#"{"smartlink_id":[1]}"#, "smartlink_id").is_none());
         assert!(field_value(None, b"{broken", "smartlink_id").is_none());

@@ -45,8 +45,7 @@ impl Clock for TokioClock {
     }
 }
 
-type Gcra =
-    governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, StateInformationMiddleware>;
+type Gcra = governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, StateInformationMiddleware>;
 
 /// Why a request was refused a token; nothing was sent upstream.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,12 +164,6 @@ impl RateLimiter {
         let budget = deadline.saturating_duration_since(arrived);
         let cooldown = self.cooldown_remaining().unwrap_or_default();
         let ahead = self.waiting.load(Ordering::Relaxed);
-        if ahead >= self.max_queue {
-            return Err(self.reject(
-                cooldown + self.interval * (ahead as u32).saturating_add(1),
-                format!("{ahead} requests are already waiting (rate_limit.max_queue)"),
-            ));
-        }
         // Fast path: nobody queued, no cooldown, a token is there.
         let first_wait = if ahead == 0 && cooldown.is_zero() {
             match self.gcra.check() {
@@ -189,6 +182,12 @@ impl RateLimiter {
             self.interval
         };
         let estimate = cooldown + first_wait + self.interval * ahead as u32;
+        if ahead >= self.max_queue {
+            return Err(self.reject(
+                estimate,
+                format!("{ahead} requests are already waiting (rate_limit.max_queue)"),
+            ));
+        }
         if estimate > budget {
             return Err(self.reject(estimate, self.exhausted_reason(budget)));
         }
@@ -257,7 +256,7 @@ impl RateLimiter {
                         previous,
                     };
                     let wait = start.saturating_sub(self.clock.elapsed());
-                    if Instant::now() + wait > deadline {
+                    if !wait.is_zero() && Instant::now() + wait > deadline {
                         self.refund(std::slice::from_ref(&token));
                         self.refund(&taken);
                         return Err(rule.rejection(wait));
@@ -357,11 +356,7 @@ impl RouteRule {
 
     /// Books the next slot for `key`: its start time (now or later) and the previous state, or
     /// how long until a slot frees when even waiting is not allowed by the burst.
-    fn reserve(
-        &self,
-        key: &str,
-        now: Duration,
-    ) -> Result<(Duration, Option<Duration>), Duration> {
+    fn reserve(&self, key: &str, now: Duration) -> Result<(Duration, Option<Duration>), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.len() > 10_000 {
             state.retain(|_, tat| *tat > now);
@@ -464,6 +459,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn ten_thousand_waiters_are_served_in_arrival_order() {
+        let mut cfg = config(1000, Duration::from_secs(1), 1);
+        cfg.max_queue = 10_000;
+        cfg.max_wait = Duration::from_secs(60);
+        let lim = std::sync::Arc::new(RateLimiter::new(&cfg));
+        let order = std::sync::Arc::new(Mutex::new(Vec::with_capacity(10_001)));
+        let mut handles = Vec::new();
+        for i in 0..10_001u32 {
+            let (lim, order) = (lim.clone(), order.clone());
+            handles.push(tokio::spawn(async move {
+                lim.acquire(far()).await.unwrap();
+                order.lock().unwrap().push(i);
+            }));
+            // Let each task arrive (and queue) before the next one is spawned.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(lim.queue_depth(), 10_000);
+        for h in handles {
+            h.await.unwrap();
+        }
+        let order = order.lock().unwrap();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "served in arrival order"
+        );
+        assert_eq!(order.len(), 10_001);
+        assert_eq!(lim.queue_depth(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn max_wait_and_queue_overflow_reject_at_once() {
         let mut cfg = config(1, Duration::from_secs(10), 1);
         cfg.max_wait = Duration::from_secs(5);
@@ -561,7 +586,12 @@ mod tests {
             .await
             .unwrap();
         let other = Route::V1(Some("campaigns".into()));
-        assert!(lim.route_check(&other, None, b"{}", far()).await.unwrap().is_empty());
+        assert!(
+            lim.route_check(&other, None, b"{}", far())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // A refunded token is as if never taken.
         lim.refund(&a);
         lim.route_check(&route, None, br#"{"smartlink_id":1}"#, far())

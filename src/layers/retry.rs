@@ -102,7 +102,12 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (1 for the first retry): the longer of the
     /// upstream's hint and exponential backoff with full jitter.
     pub fn delay(&self, retry: u32, upstream_hint: Option<Duration>) -> Duration {
-        let backoff = backoff(self.base_delay, self.max_delay, retry, rand::random::<f64>());
+        let backoff = backoff(
+            self.base_delay,
+            self.max_delay,
+            retry,
+            rand::random::<f64>(),
+        );
         upstream_hint.map_or(backoff, |hint| hint.max(backoff))
     }
 }
@@ -171,7 +176,10 @@ mod tests {
         assert_eq!(backoff(base, max, 3, 1.0), Duration::from_secs(4));
         assert_eq!(backoff(base, max, 3, 0.5), Duration::from_millis(2250));
         assert_eq!(backoff(base, max, 10, 1.0), max);
-        assert_eq!(backoff(base, max, 40, 0.99).min(max), backoff(base, max, 40, 0.99));
+        assert_eq!(
+            backoff(base, max, 40, 0.99).min(max),
+            backoff(base, max, 40, 0.99)
+        );
         for retry in 1..50 {
             for unit in [0.0, 0.3, 0.999] {
                 let d = backoff(base, max, retry, unit);
@@ -184,7 +192,10 @@ mod tests {
             let d = p.delay(2, None);
             assert!(d >= base && d <= Duration::from_secs(2), "{d:?}");
         }
-        assert_eq!(p.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
     }
 
     #[test]
@@ -206,7 +217,10 @@ mod tests {
             assert_eq!(parse(garbage), None, "{garbage:?}");
         }
         assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
-        assert_eq!(body_retry_after(Some(2.5)), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            body_retry_after(Some(2.5)),
+            Some(Duration::from_millis(2500))
+        );
         assert_eq!(body_retry_after(Some(-1.0)), None);
         assert_eq!(body_retry_after(Some(f64::INFINITY)), None);
     }
@@ -240,8 +254,14 @@ mod tests {
         assert!(p.allows(Reason::Timeout, &Method::GET, &Route::Path("/x".into())));
         assert!(p.attempts_left(3));
         assert!(!p.attempts_left(4));
-        assert_eq!(reason_for_status(StatusCode::TOO_MANY_REQUESTS), Some(Reason::RateLimited));
-        assert_eq!(reason_for_status(StatusCode::SERVICE_UNAVAILABLE), Some(Reason::ServerError));
+        assert_eq!(
+            reason_for_status(StatusCode::TOO_MANY_REQUESTS),
+            Some(Reason::RateLimited)
+        );
+        assert_eq!(
+            reason_for_status(StatusCode::SERVICE_UNAVAILABLE),
+            Some(Reason::ServerError)
+        );
         assert_eq!(reason_for_status(StatusCode::INTERNAL_SERVER_ERROR), None);
     }
 }

@@ -175,7 +175,8 @@ impl Proxy {
                     return Err(ProxyError::RateLimited(rejection));
                 }
             };
-            self.last_remaining.store(permit.remaining, Ordering::Relaxed);
+            self.last_remaining
+                .store(permit.remaining, Ordering::Relaxed);
             *attempts += 1;
             let attempt = *attempts;
             let result = self.attempt(p).await;
@@ -200,12 +201,7 @@ impl Proxy {
                 None
             };
             if let Some(why_not) = why_not {
-                tracing::info!(
-                    attempt,
-                    reason = reason.as_str(),
-                    why_not,
-                    "not retrying"
-                );
+                tracing::info!(attempt, reason = reason.as_str(), why_not, "not retrying");
                 let retry_after = (reason == Reason::RateLimited).then_some(wait);
                 return result.map(|reply| self.respond(reply, p, retry_after));
             }

@@ -31,6 +31,8 @@ pub struct Captured {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the upstream received it.
+    pub at: std::time::Instant,
 }
 
 impl Captured {
@@ -114,6 +116,7 @@ impl MockUpstream {
                 let script = script.clone();
                 let tx = tx.clone();
                 async move {
+                    let at = std::time::Instant::now();
                     let (parts, body) = req.into_parts();
                     let body = body
                         .collect()
@@ -130,6 +133,7 @@ impl MockUpstream {
                         version: parts.version,
                         headers: parts.headers,
                         body,
+                        at,
                     });
                     let reply = script
                         .lock()
