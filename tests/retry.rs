@@ -236,3 +236,23 @@ async fn an_upstream_429_pauses_every_request() {
     let gap = second.at - first.at;
     assert!(gap >= Duration::from_millis(990), "cooldown held: {gap:?}");
 }
+
+#[tokio::test]
+async fn a_retry_without_a_token_returns_the_last_upstream_answer() {
+    let mut mock = MockUpstream::start().await;
+    let mut s = fast(&mock.url);
+    // One token a minute: the retry cannot get one within max_wait.
+    s.rate_limit.rate = 1.try_into().unwrap();
+    s.rate_limit.per = Duration::from_secs(60);
+    s.rate_limit.burst = 1.try_into().unwrap();
+    s.rate_limit.max_wait = Duration::from_secs(1);
+    let proxy = spawn_proxy(s).await;
+    mock.push(MockReply::json("unavailable").status(503));
+    let resp = reqwest::get(format!("{}/api/marketer/subscribers", proxy.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503, "the upstream's answer, not a local 429");
+    assert_eq!(header(&resp, "x-proxy-attempts"), Some("1"));
+    assert_eq!(resp.text().await.unwrap(), "unavailable");
+    assert_eq!(mock.drain().len(), 1);
+}

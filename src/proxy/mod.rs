@@ -165,16 +165,27 @@ impl Proxy {
         // A 429 for a request under a keyed rule (one smartlink) is about that key, not the
         // API key: no retry, no global cooldown.
         let keyed = self.limiter.has_keyed_rule(&p.route);
+        // The answer being retried, returned as it is if the retry cannot get a token.
+        let mut previous: Option<(Result<Reply, ProxyError>, Option<Duration>)> = None;
         loop {
             let permit = match self.limiter.acquire(deadline).await {
                 Ok(permit) => permit,
                 Err(rejection) => {
-                    if *attempts == 0 {
+                    let Some((result, retry_after)) = previous else {
                         self.limiter.refund(&route_tokens);
-                    }
-                    return Err(ProxyError::RateLimited(rejection));
+                        return Err(ProxyError::RateLimited(rejection));
+                    };
+                    tracing::info!(reason = %rejection.reason, "retry got no rate-limit token in time; returning the last answer");
+                    return result.map(|reply| self.respond(reply, p, retry_after));
                 }
             };
+            drop(previous.take()); // the retried answer is no longer needed
+            if !permit.waited.is_zero() {
+                tracing::debug!(
+                    waited_ms = permit.waited.as_millis() as u64,
+                    "waited for a rate-limit token"
+                );
+            }
             self.last_remaining
                 .store(permit.remaining, Ordering::Relaxed);
             *attempts += 1;
@@ -211,6 +222,8 @@ impl Proxy {
                 wait_ms = wait.as_millis() as u64,
                 "retrying upstream request"
             );
+            let retry_after = (reason == Reason::RateLimited).then_some(wait);
+            previous = Some((result, retry_after));
             tokio::time::sleep(wait).await;
         }
     }
