@@ -37,8 +37,18 @@ pub struct Settings {
     pub inbound: Inbound,
     pub rate_limit: RateLimitConfig,
     pub retry: RetryConfig,
+    pub admin: Admin,
     /// Envelope `error_code` -> HTTP status overrides, e.g. `"401" = 502`.
     pub status_map: BTreeMap<String, u16>,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// A separate address for `/metrics` (and the health endpoints); unset: the main listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
 }
 
 impl Default for Settings {
@@ -51,6 +61,7 @@ impl Default for Settings {
             inbound: Inbound::default(),
             rate_limit: RateLimitConfig::default(),
             retry: RetryConfig::default(),
+            admin: Admin::default(),
             status_map: BTreeMap::new(),
         }
     }
@@ -253,6 +264,8 @@ pub struct Config {
     pub allow_anonymous: bool,
     pub rate_limit: RateLimitConfig,
     pub retry: RetryConfig,
+    /// Where `/metrics` is served instead of the main listener.
+    pub admin_listen: Option<SocketAddr>,
     /// `error_code` -> HTTP status overrides.
     pub status_map: BTreeMap<u16, StatusCode>,
     pub key: ApiKey,
@@ -450,6 +463,18 @@ impl Config {
                  or inbound.allow_anonymous = true (OTPROXY_INBOUND__ALLOW_ANONYMOUS=true) to accept that"
             )));
         }
+        let admin_listen = settings
+            .admin
+            .listen
+            .as_deref()
+            .map(|a| {
+                a.trim().parse::<SocketAddr>().map_err(|_| {
+                    err(format!(
+                        "admin.listen: invalid address {a:?}; expected IP:PORT such as 127.0.0.1:9100"
+                    ))
+                })
+            })
+            .transpose()?;
         validate_rate_limit(&settings.rate_limit).map_err(err)?;
         validate_retry(&settings.retry).map_err(err)?;
         let mut status_map = BTreeMap::new();
@@ -479,6 +504,7 @@ impl Config {
             allow_anonymous: settings.inbound.allow_anonymous,
             rate_limit: settings.rate_limit.clone(),
             retry: settings.retry.clone(),
+            admin_listen,
             status_map,
             key,
             settings,

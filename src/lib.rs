@@ -6,15 +6,20 @@
 //! - [`error`]: [`error::ProxyError`] and the one place that turns failures into HTTP responses.
 //! - [`proxy`]: forwarding: upstream client, header hygiene, envelope -> status, the attempt loop.
 //! - [`layers`]: the rate limiter (global + per-route, cooldown) and the retry policy.
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`reload`]: key rotation from `ONLYTRAFFIC_API_KEY_FILE` (file watch + SIGHUP).
 //! - [`route`]: which partner-API operation a request is (v1 `do` value or v2 path).
-//! - [`server`]: the axum app, health endpoints, request ids, `run(listener, config, shutdown)`.
+//! - [`server`]: the axum app, health and metrics endpoints, request ids, the access log,
+//!   `run(listener, config, shutdown)`.
 //! - [`simulator`]: the embedded OnlyTraffic partner API simulator.
 //! - [`telemetry`]: log setup.
 
 pub mod config;
 pub mod error;
 pub mod layers;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod secret;
 pub mod server;
@@ -22,4 +27,4 @@ pub mod simulator;
 pub mod telemetry;
 
 pub use config::Config;
-pub use server::{app, run};
+pub use server::{app, run, serve};

@@ -9,6 +9,24 @@ pub const V1_PATH: &str = "/api/marketer";
 /// v1 actions that only read, and so may be retried after a server error.
 pub const V1_READ_ACTIONS: &[&str] = &["campaigns", "transactions", "subscribers", "ppc_orders"];
 
+/// Every v1 action the docs describe (two of the names are our guesses, see the README).
+pub const V1_ACTIONS: &[&str] = &[
+    "campaigns",
+    "transactions",
+    "subscribers",
+    "ppc_orders",
+    "generate_link",
+];
+
+/// The documented v2 paths.
+pub const V2_PATHS: &[&str] = &[
+    "/api/marketer/revshare/campaigns",
+    "/api/marketer/revshare/transactions",
+    "/api/marketer/cpl/orders",
+    "/api/marketer/cpc/orders",
+    "/api/marketer/subscribers",
+];
+
 /// The operation a request targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -38,6 +56,16 @@ impl Route {
             Route::V1(None) => false,
             Route::Path(p) => p == rule_route.trim_end_matches('/'),
         }
+    }
+
+    /// A metric label of bounded cardinality: the known `do` value or v2 path, else `other`.
+    pub fn label(&self) -> &'static str {
+        let known = match self {
+            Route::V1(Some(action)) => V1_ACTIONS.iter().find(|a| **a == action.as_str()),
+            Route::V1(None) => None,
+            Route::Path(p) => V2_PATHS.iter().find(|k| **k == p.as_str()),
+        };
+        known.copied().unwrap_or("other")
     }
 
     /// Whether repeating the request after a server error is safe: GET and HEAD, and the v1
@@ -94,6 +122,10 @@ mod tests {
         assert!(cpc.matches("/api/marketer/cpc/orders/"));
         assert!(Route::V1(Some("generate_link".into())).matches("generate_link"));
         assert!(!Route::V1(None).matches("generate_link"));
+        assert_eq!(Route::V1(Some("campaigns".into())).label(), "campaigns");
+        assert_eq!(Route::V1(Some("drop table".into())).label(), "other");
+        assert_eq!(cpc.label(), "/api/marketer/cpc/orders");
+        assert_eq!(Route::Path("/x".into()).label(), "other");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
@@ -125,6 +126,35 @@ impl ApiKey {
 
     pub fn source(&self) -> &KeySource {
         &self.source
+    }
+}
+
+/// The key in use, swappable while requests run (rotation): a request takes the current key
+/// once and keeps it for all its attempts.
+pub struct KeyStore {
+    current: arc_swap::ArcSwap<ApiKey>,
+}
+
+impl KeyStore {
+    pub fn new(key: ApiKey) -> Self {
+        Self {
+            current: arc_swap::ArcSwap::from_pointee(key),
+        }
+    }
+
+    pub fn current(&self) -> Arc<ApiKey> {
+        self.current.load_full()
+    }
+
+    /// Puts `key` in place for requests that start from now on.
+    pub fn replace(&self, key: ApiKey) {
+        self.current.store(Arc::new(key));
+    }
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyStore({:?})", self.current.load())
     }
 }
 

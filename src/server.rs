@@ -20,7 +20,10 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::error_envelope;
-use crate::proxy::{Proxy, X_UPSTREAM_STATUS};
+use crate::metrics::Metrics;
+use crate::proxy::{AccessInfo, Proxy, X_UPSTREAM_STATUS};
+use crate::reload;
+use crate::secret::{KeySource, KeyStore};
 
 /// `X-Request-Id`, kept from the client when sane, else generated.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -28,13 +31,19 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Shared by every request.
 pub struct AppState {
     proxy: Proxy,
+    metrics: Arc<Metrics>,
+    keys: Arc<KeyStore>,
     draining: AtomicBool,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let keys = Arc::new(KeyStore::new(config.key.clone()));
         Arc::new(Self {
-            proxy: Proxy::new(config),
+            proxy: Proxy::new(config, metrics.clone(), keys.clone()),
+            metrics,
+            keys,
             draining: AtomicBool::new(false),
         })
     }
@@ -65,20 +74,65 @@ impl RequestId {
     }
 }
 
-/// Builds the router. Layers, outermost first:
+/// Builds the main router: health endpoints, `/metrics` unless `admin.listen` is set, and
+/// everything else forwarded. Layers, outermost first:
 /// 1. sensitive headers: `Authorization` is marked before anything could log it;
 /// 2. request context: request id, the span every log line of the request carries, access log.
 pub fn app(state: Arc<AppState>) -> Router {
+    let mut router = health_routes();
+    if state.proxy.config().admin_listen.is_none() {
+        router = router.route("/metrics", get(metrics).fallback(health_method));
+    }
+    with_layers(router.fallback(forward), state)
+}
+
+/// The admin router (`admin.listen`): health and metrics only; nothing is forwarded.
+pub fn admin_app(state: Arc<AppState>) -> Router {
+    let router = health_routes()
+        .route("/metrics", get(metrics).fallback(health_method))
+        .fallback(admin_not_found);
+    with_layers(router, state)
+}
+
+fn health_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz).fallback(health_method))
         .route("/readyz", get(readyz).fallback(health_method))
-        .fallback(forward)
+}
+
+fn with_layers(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    router
         .with_state(state)
         .layer(middleware::from_fn(request_context))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::PROXY_AUTHORIZATION,
         ]))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let limiter = state.proxy.limiter();
+    let body = state.metrics.render(
+        limiter.queue_depth(),
+        limiter.cooldown_remaining().is_some(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn admin_not_found(req: Request) -> Response {
+    let id = request_id(&req);
+    error_envelope(
+        StatusCode::NOT_FOUND,
+        "the admin listener serves /healthz, /readyz and /metrics only; send API requests to the main listener",
+        &id,
+    )
 }
 
 async fn healthz() -> &'static str {
@@ -97,7 +151,7 @@ async fn health_method(req: Request) -> Response {
     let id = request_id(&req);
     let mut resp = error_envelope(
         StatusCode::METHOD_NOT_ALLOWED,
-        "health endpoints answer GET only; they are never forwarded",
+        "health and metrics endpoints answer GET only; they are never forwarded",
         &id,
     );
     resp.headers_mut()
@@ -118,7 +172,8 @@ fn request_id(req: &Request) -> String {
 }
 
 /// Gives the request its id (also sent upstream), runs it inside a span carrying that id,
-/// returns the id on the response and writes one access log line.
+/// returns the id on the response and writes the access log line (target `otproxy::access`):
+/// never a query, a header value, a body or a key.
 async fn request_context(mut req: Request, next: Next) -> Response {
     let id = RequestId::from_headers(req.headers());
     req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
@@ -128,51 +183,110 @@ async fn request_context(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
-    resp.headers_mut().insert(X_REQUEST_ID.clone(), id.0);
+    resp.headers_mut()
+        .insert(X_REQUEST_ID.clone(), id.0.clone());
+    let info = resp
+        .extensions()
+        .get::<AccessInfo>()
+        .cloned()
+        .unwrap_or(AccessInfo {
+            route: "local",
+            ..AccessInfo::default()
+        });
     let upstream_status = resp
         .headers()
         .get(&X_UPSTREAM_STATUS)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+        .and_then(|v| v.parse::<u16>().ok());
+    let bytes_out = http_body::Body::size_hint(resp.body()).exact().or_else(|| {
+        resp.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
     span.in_scope(|| {
         tracing::info!(
+            target: "otproxy::access",
+            request_id = %id.as_str(),
             method = %method,
+            route = info.route,
             path = %path,
             status = resp.status().as_u16(),
-            upstream_status = %upstream_status,
+            upstream_status,
+            error_code = info.error_code,
+            attempts = info.attempts,
+            wait_ms = info.waited.as_secs_f64() * 1000.0,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            bytes_in = info.bytes_in,
+            bytes_out,
             "request"
         );
     });
     resp
 }
 
-/// Serves `config` on `listener` until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests finish for up to `timeouts.shutdown_grace`.
+/// Serves `config` on `listener` (and on `admin.listen` when set) until `shutdown` resolves,
+/// then stops accepting and lets in-flight requests finish for up to `timeouts.shutdown_grace`.
 pub async fn run(
     listener: TcpListener,
     config: Arc<Config>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let admin = match config.admin_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on admin.listen {addr}: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    serve(listener, admin, config, shutdown).await
+}
+
+/// [`run`] with the admin listener already bound (tests bind it on port 0).
+pub async fn serve(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let grace = config.timeouts.shutdown_grace;
-    let state = AppState::new(config);
+    let state = AppState::new(config.clone());
+    if let KeySource::File(path) = config.key.source() {
+        reload::spawn(path.clone(), state.keys.clone(), state.metrics.clone());
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let draining = Arc::new(Notify::new());
-    let signal = {
+    {
         let state = state.clone();
         let draining = draining.clone();
-        async move {
+        tokio::spawn(async move {
             shutdown.await;
             state.draining.store(true, Ordering::Relaxed);
             tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
+            let _ = stop_tx.send(true);
             draining.notify_one();
+        });
+    }
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let main = axum::serve(listener, app(state.clone()).into_make_service())
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future();
+    let admin = async {
+        match admin {
+            Some(l) => {
+                axum::serve(l, admin_app(state.clone()).into_make_service())
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .await
+            }
+            None => Ok(()),
         }
     };
-    let server = axum::serve(listener, app(state).into_make_service())
-        .with_graceful_shutdown(signal)
-        .into_future();
     tokio::select! {
-        result = server => result,
+        (main, admin) = async { tokio::join!(main, admin) } => main.and(admin),
         () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(grace = ?grace, "timeouts.shutdown_grace passed with requests still in flight; they were cut off");
             Ok(())

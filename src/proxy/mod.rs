@@ -27,7 +27,9 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::layers::rate_limit::{RateLimiter, retry_after_secs};
 use crate::layers::retry::{self, Reason, RetryPolicy};
+use crate::metrics::{Metrics, UpstreamOutcome};
 use crate::route::Route;
+use crate::secret::{ApiKey, KeyStore};
 use client::UpstreamClient;
 use envelope::Outcome;
 
@@ -51,6 +53,23 @@ pub struct Proxy {
     retry: RetryPolicy,
     /// Global tokens left after the last one taken, for `X-RateLimit-Remaining`.
     last_remaining: AtomicU32,
+    metrics: Arc<Metrics>,
+    keys: Arc<KeyStore>,
+}
+
+/// What the access log line needs from inside the proxy; put in the response's extensions.
+#[derive(Debug, Clone, Default)]
+pub struct AccessInfo {
+    /// The bounded route label.
+    pub route: &'static str,
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Time spent waiting for rate-limit tokens.
+    pub waited: Duration,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// The envelope's `error_code`, on envelope errors.
+    pub error_code: Option<i64>,
 }
 
 /// A client request made ready for the upstream; cheap to replay (the body is shared bytes).
@@ -64,6 +83,8 @@ pub struct Prepared {
     pub client_accept_encoding: Option<HeaderValue>,
     /// The partner-API operation, for rate-limit rules and the retry policy.
     pub route: Route,
+    /// The key this request uses for all its attempts, even if the key is rotated meanwhile.
+    pub key: Arc<ApiKey>,
 }
 
 /// The body of a read upstream answer.
@@ -86,7 +107,7 @@ pub struct Reply {
 }
 
 impl Proxy {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, keys: Arc<KeyStore>) -> Self {
         let client = client::build(config.timeouts.connect);
         let limiter = RateLimiter::new(&config.rate_limit);
         let retry = RetryPolicy::new(&config.retry);
@@ -96,6 +117,8 @@ impl Proxy {
             client,
             limiter,
             retry,
+            metrics,
+            keys,
         }
     }
 
@@ -103,37 +126,59 @@ impl Proxy {
         &self.config
     }
 
+    /// The limiter, for the metrics gauges read at scrape time.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
     /// Handles one client request end to end. Every response, proxied or made by the proxy,
-    /// carries `X-Proxy-Attempts` and the global `X-RateLimit-*` headers.
+    /// carries `X-Proxy-Attempts` and the global `X-RateLimit-*` headers, and an [`AccessInfo`]
+    /// in its extensions for the access log.
     pub async fn handle(&self, req: Request<Body>, request_id: &str) -> Response<Body> {
-        let mut attempts = 0;
-        let result = self.handle_inner(req, &mut attempts).await;
+        let started = Instant::now();
+        let method = req.method().clone();
+        let route = Route::of(req.uri().path(), req.uri().query());
+        let mut info = AccessInfo {
+            route: route.label(),
+            ..AccessInfo::default()
+        };
+        let result = self.handle_inner(req, &mut info).await;
         let remaining = match &result {
             Err(ProxyError::RateLimited(r)) if r.scope == "global" => 0,
             _ => self.last_remaining.load(Ordering::Relaxed),
         };
         let mut resp = result.unwrap_or_else(|err| {
+            if let ProxyError::RateLimited(r) = &err {
+                self.metrics.rate_limited(&r.scope);
+            }
             if err.status().is_server_error() {
-                tracing::warn!(error = %err, attempts, "request failed");
+                tracing::warn!(error = %err, attempts = info.attempts, "request failed");
             } else {
                 tracing::info!(error = %err, "request refused");
             }
             err.to_response(request_id)
         });
+        self.metrics.request(
+            info.route,
+            &method,
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
         let headers = resp.headers_mut();
-        headers.insert(X_PROXY_ATTEMPTS.clone(), HeaderValue::from(attempts));
+        headers.insert(X_PROXY_ATTEMPTS.clone(), HeaderValue::from(info.attempts));
         headers.insert(
             X_RATELIMIT_LIMIT.clone(),
             HeaderValue::from(self.limiter.limit()),
         );
         headers.insert(X_RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+        resp.extensions_mut().insert(info);
         resp
     }
 
     async fn handle_inner(
         &self,
         req: Request<Body>,
-        attempts: &mut u32,
+        info: &mut AccessInfo,
     ) -> Result<Response<Body>, ProxyError> {
         check_target(&req)?;
         self.check_inbound(req.headers())?;
@@ -141,7 +186,8 @@ impl Proxy {
         let deadline = Instant::now() + total;
         tokio::time::timeout_at(deadline, async {
             let prepared = self.prepare(req).await?;
-            self.forward(&prepared, deadline, attempts).await
+            info.bytes_in = prepared.body.len() as u64;
+            self.forward(&prepared, deadline, info).await
         })
         .await
         .map_err(|_| ProxyError::TotalTimeout { timeout: total })?
@@ -153,7 +199,7 @@ impl Proxy {
         &self,
         p: &Prepared,
         deadline: Instant,
-        attempts: &mut u32,
+        info: &mut AccessInfo,
     ) -> Result<Response<Body>, ProxyError> {
         let query = p.uri.query();
         self.retry.deposit();
@@ -176,23 +222,22 @@ impl Proxy {
                         return Err(ProxyError::RateLimited(rejection));
                     };
                     tracing::info!(reason = %rejection.reason, "retry got no rate-limit token in time; returning the last answer");
-                    return result.map(|reply| self.respond(reply, p, retry_after));
+                    return result.map(|reply| self.finish(reply, p, retry_after, info));
                 }
             };
             drop(previous.take()); // the retried answer is no longer needed
-            if !permit.waited.is_zero() {
-                tracing::debug!(
-                    waited_ms = permit.waited.as_millis() as u64,
-                    "waited for a rate-limit token"
-                );
-            }
+            self.metrics.rate_limit_wait(permit.waited);
+            info.waited += permit.waited;
             self.last_remaining
                 .store(permit.remaining, Ordering::Relaxed);
-            *attempts += 1;
-            let attempt = *attempts;
+            info.attempts += 1;
+            let attempt = info.attempts;
+            let tried = Instant::now();
             let result = self.attempt(p).await;
+            self.metrics
+                .upstream(info.route, upstream_outcome(&result), tried.elapsed());
             let Some((reason, hint)) = retry_signal(&result) else {
-                return result.map(|reply| self.respond(reply, p, None));
+                return result.map(|reply| self.finish(reply, p, None, info));
             };
             let wait = self.retry.delay(attempt, hint);
             if reason == Reason::RateLimited && !keyed {
@@ -207,14 +252,15 @@ impl Proxy {
             } else if Instant::now() + wait >= deadline {
                 Some("the wait would pass timeouts.total")
             } else if !self.retry.withdraw() {
+                self.metrics.retry_budget_exhausted();
                 Some("the retry budget is spent")
             } else {
                 None
             };
+            let retry_after = (reason == Reason::RateLimited).then_some(wait);
             if let Some(why_not) = why_not {
                 tracing::info!(attempt, reason = reason.as_str(), why_not, "not retrying");
-                let retry_after = (reason == Reason::RateLimited).then_some(wait);
-                return result.map(|reply| self.respond(reply, p, retry_after));
+                return result.map(|reply| self.finish(reply, p, retry_after, info));
             }
             tracing::info!(
                 attempt,
@@ -222,10 +268,25 @@ impl Proxy {
                 wait_ms = wait.as_millis() as u64,
                 "retrying upstream request"
             );
-            let retry_after = (reason == Reason::RateLimited).then_some(wait);
+            self.metrics.retry(reason.as_str());
             previous = Some((result, retry_after));
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Records the final answer's envelope error, then builds the client's response.
+    fn finish(
+        &self,
+        reply: Reply,
+        p: &Prepared,
+        retry_after: Option<Duration>,
+        info: &mut AccessInfo,
+    ) -> Response<Body> {
+        if let (true, Outcome::Error { code, .. }) = (reply.status.is_success(), &reply.outcome) {
+            info.error_code = *code;
+            self.metrics.envelope_error(*code);
+        }
+        self.respond(reply, p, retry_after)
     }
 
     /// Inbound bearer tokens, when configured.
@@ -298,6 +359,7 @@ impl Proxy {
             body,
             client_accept_encoding,
             route,
+            key: self.keys.current(),
         })
     }
 
@@ -499,6 +561,22 @@ impl Proxy {
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         resp
+    }
+}
+
+/// The `outcome` label of one upstream attempt.
+fn upstream_outcome(result: &Result<Reply, ProxyError>) -> UpstreamOutcome {
+    match result {
+        Ok(reply) if !reply.status.is_success() => UpstreamOutcome::HttpError,
+        Ok(Reply {
+            outcome: Outcome::Error { .. },
+            ..
+        }) => UpstreamOutcome::EnvelopeError,
+        Ok(_) => UpstreamOutcome::Success,
+        Err(ProxyError::AttemptTimeout { .. } | ProxyError::ConnectTimeout { .. }) => {
+            UpstreamOutcome::Timeout
+        }
+        Err(_) => UpstreamOutcome::ConnectError,
     }
 }
 
