@@ -201,6 +201,16 @@ impl Metrics {
             })
             .set(1);
         registry.register("otproxy_build_info", "Build information", build_info);
+        // Known label values start at 0, so dashboards and alerts see them before the first event.
+        for reason in ["rate_limited", "connect_error", "server_error", "timeout"] {
+            retries.get_or_create(&ReasonLabel { reason });
+        }
+        for result in ["success", "error"] {
+            key_reloads.get_or_create(&ResultLabel { result });
+        }
+        rate_limited.get_or_create(&ScopeLabel {
+            scope: "global".into(),
+        });
         Self {
             registry,
             requests,

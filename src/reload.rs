@@ -25,7 +25,8 @@ pub fn spawn(path: PathBuf, keys: Arc<KeyStore>, metrics: Arc<Metrics>) {
         .unwrap_or(Path::new("."))
         .to_owned();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Reading the key ourselves raises access events; only changes matter.
+        if event.is_ok_and(|e| !e.kind.is_access()) {
             let _ = tx.send(());
         }
     })

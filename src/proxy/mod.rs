@@ -388,10 +388,7 @@ impl Proxy {
         let headers = req.headers_mut();
         headers.clone_from(&p.headers);
         // Innermost step: nothing else handles the key, and the value is marked sensitive.
-        headers.insert(
-            header::AUTHORIZATION,
-            self.config.key.header_value().clone(),
-        );
+        headers.insert(header::AUTHORIZATION, p.key.header_value().clone());
         req
     }
 

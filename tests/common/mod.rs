@@ -209,6 +209,8 @@ pub fn settings_no_retry(upstream: &str) -> Settings {
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub url: String,
+    /// The admin listener, when the settings asked for one.
+    pub admin_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<std::io::Result<()>>,
 }
@@ -230,12 +232,28 @@ impl Drop for TestProxy {
 
 pub async fn spawn_proxy(settings: Settings) -> TestProxy {
     let key = ApiKey::new(FAKE_KEY, KeySource::Inline).expect("fake key");
+    spawn_proxy_with_key(settings, key).await
+}
+
+/// A proxy with a given key (e.g. one read from a file, for rotation tests). When
+/// `settings.admin.listen` is set, the admin listener is bound on an ephemeral port instead.
+pub async fn spawn_proxy_with_key(mut settings: Settings, key: ApiKey) -> TestProxy {
+    let admin = match settings.admin.listen.take() {
+        Some(_) => {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+            settings.admin.listen = Some(l.local_addr().expect("admin addr").to_string());
+            Some(l)
+        }
+        None => None,
+    };
+    let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
     let config = Config::validate(settings, key).expect("valid test config");
     let listener = TcpListener::bind(config.listen).await.expect("bind proxy");
     let addr = listener.local_addr().expect("proxy addr");
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(onlytraffic_proxy::run(
+    let task = tokio::spawn(onlytraffic_proxy::serve(
         listener,
+        admin,
         Arc::new(config),
         async move {
             let _ = rx.await;
@@ -244,6 +262,7 @@ pub async fn spawn_proxy(settings: Settings) -> TestProxy {
     TestProxy {
         addr,
         url: format!("http://{addr}"),
+        admin_addr,
         shutdown: Some(tx),
         task,
     }
@@ -304,6 +323,20 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> RawResponse {
         headers,
         body: buf[split + 4..].to_vec(),
     }
+}
+
+/// Scrapes `/metrics` at `base` and returns the value of the series written exactly as
+/// `series` (name and labels), 0 when absent.
+pub async fn metric(base: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("metric value"))
 }
 
 /// The proxy's own error envelope, parsed and checked for its fixed fields.
