@@ -10,6 +10,7 @@
 //! - [`telemetry`]: log setup.
 
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod proxy;
 pub mod secret;
