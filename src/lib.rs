@@ -15,6 +15,7 @@
 //! - [`telemetry`]: log setup.
 
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod layers;
 pub mod metrics;

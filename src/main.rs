@@ -1,12 +1,19 @@
 //! The `onlytraffic-proxy` binary: parse the command line, set up logs, load and validate the
-//! configuration (a clear one-line message and exit code 2 when it is bad), then run.
+//! configuration (a clear one-line message and exit code 2 when it is bad), then run the proxy,
+//! the simulator alone (`simulate`) or both together (`demo`).
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use onlytraffic_proxy::config::{Config, Overrides};
+use onlytraffic_proxy::demo::{Demo, DemoError};
+use onlytraffic_proxy::simulator::{
+    self, DEFAULT_KEY, DEFAULT_LISTEN, DEFAULT_RATE, SimRate, SimulatorConfig,
+};
 use onlytraffic_proxy::telemetry;
 
 /// Exit code for bad configuration or arguments.
@@ -46,6 +53,33 @@ struct RunArgs {
 enum Command {
     /// Print the effective configuration (the key only as a fingerprint) and exit.
     CheckConfig(RunArgs),
+    /// Serve the simulated OnlyTraffic Partners API alone (no proxy, no real key).
+    Simulate(SimulateArgs),
+    /// Run the proxy in front of the built-in simulator: try it with no key and no network.
+    Demo(DemoArgs),
+}
+
+/// `simulate`: taken as text and checked here, so a bad value gets the same one-line error and
+/// exit code 2 as a bad setting (clap's own errors span several lines).
+#[derive(Args)]
+struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    listen: String,
+    /// The API key the simulator accepts in `Authorization` (a test value, not a secret).
+    #[arg(long, value_name = "KEY", default_value = DEFAULT_KEY)]
+    key: String,
+    /// Requests the key may make per period before `error_code` 429, e.g. 60/1m or 5/1h.
+    #[arg(long, value_name = "N/PERIOD", default_value = DEFAULT_RATE)]
+    rate: String,
+}
+
+/// `demo`: the proxy's other settings come from the built-in defaults and `OTPROXY_*`.
+#[derive(Args)]
+struct DemoArgs {
+    /// Address the proxy listens on [default: 127.0.0.1:8080; env: OTPROXY_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +97,8 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(EXIT_CONFIG, &e),
         },
+        Some(Command::Simulate(args)) => simulate(args, filter, format),
+        Some(Command::Demo(args)) => demo(args, filter, format),
     }
 }
 
@@ -84,14 +120,9 @@ fn run(
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     telemetry::init(filter, format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            return fail(
-                EXIT_RUNTIME,
-                &format!("cannot start the async runtime: {e}"),
-            );
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
@@ -121,6 +152,133 @@ fn run(
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(EXIT_RUNTIME, &format!("server failed: {e}")),
         }
+    })
+}
+
+/// `simulate`: the simulator alone, until SIGINT/SIGTERM.
+fn simulate(
+    args: SimulateArgs,
+    filter: tracing_subscriber::EnvFilter,
+    format: telemetry::LogFormat,
+) -> ExitCode {
+    let rate: SimRate = match args.rate.parse() {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CONFIG, &format!("--rate: {e}")),
+    };
+    let listen: SocketAddr = match args.listen.trim().parse() {
+        Ok(a) => a,
+        Err(_) => {
+            return fail(
+                EXIT_CONFIG,
+                &format!(
+                    "--listen: invalid address {:?}; expected IP:PORT such as {DEFAULT_LISTEN}",
+                    args.listen
+                ),
+            );
+        }
+    };
+    // The simulator compares `Authorization` byte for byte, so a key no client can send as a
+    // header value would lock everyone out.
+    let key = args.key.trim();
+    if key.is_empty() || http::HeaderValue::from_str(key).is_err() {
+        return fail(
+            EXIT_CONFIG,
+            "--key: must be non-empty printable text that can be sent in an HTTP header, e.g. demo-key",
+        );
+    }
+    let config = SimulatorConfig::new(key, rate);
+    telemetry::init(filter, format);
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                return fail(
+                    EXIT_RUNTIME,
+                    &format!("cannot listen on {listen}: {e}; pick another address with --listen"),
+                );
+            }
+        };
+        // Handlers first: a signal sent as soon as the line below is read must not be missed.
+        let shutdown = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => {
+                return fail(
+                    EXIT_RUNTIME,
+                    &format!("cannot install signal handlers: {e}"),
+                );
+            }
+        };
+        let bound = listener.local_addr().map_or(listen, |a| a);
+        say(&format!(
+            "simulator listening on http://{bound} (key {:?}, rate {})\n",
+            config.key, config.rate
+        ));
+        match simulator::serve(listener, config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(EXIT_RUNTIME, &format!("simulator failed: {e}")),
+        }
+    })
+}
+
+/// `demo`: the simulator on a free loopback port and the proxy in front of it, until
+/// SIGINT/SIGTERM; prints where the proxy listens and commands to try.
+fn demo(
+    args: DemoArgs,
+    filter: tracing_subscriber::EnvFilter,
+    format: telemetry::LogFormat,
+) -> ExitCode {
+    telemetry::init(filter, format);
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let demo = match Demo::bind(args.listen).await {
+            Ok(d) => d,
+            Err(e @ DemoError::Config(_)) => return fail(EXIT_CONFIG, &e.to_string()),
+            Err(e) => return fail(EXIT_RUNTIME, &e.to_string()),
+        };
+        let shutdown = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => {
+                return fail(
+                    EXIT_RUNTIME,
+                    &format!("cannot install signal handlers: {e}"),
+                );
+            }
+        };
+        tracing::info!(
+            listen = %demo.proxy_addr(),
+            upstream = %demo.config().upstream,
+            key = %demo.config().key.fingerprint(),
+            "onlytraffic-proxy demo serving"
+        );
+        say(&demo.instructions());
+        match demo.run(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(EXIT_RUNTIME, &format!("server failed: {e}")),
+        }
+    })
+}
+
+/// Writes to stdout at once (it is read by people and by scripts waiting for the address). A
+/// closed stdout is not a reason to stop serving, so write errors are ignored.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        fail(
+            EXIT_RUNTIME,
+            &format!("cannot start the async runtime: {e}"),
+        )
     })
 }
 
