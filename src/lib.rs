@@ -3,6 +3,7 @@
 //! Module map:
 //! - [`config`]: file + environment + flags -> validated, typed [`config::Config`].
 //! - [`secret`]: the upstream API key, loaded from the environment or a file, never printed.
+//! - [`demo`]: the simulator and the proxy in one process, for `onlytraffic-proxy demo`.
 //! - [`error`]: [`error::ProxyError`] and the one place that turns failures into HTTP responses.
 //! - [`proxy`]: forwarding: upstream client, header hygiene, envelope -> status, the attempt loop.
 //! - [`layers`]: the rate limiter (global + per-route, cooldown) and the retry policy.

@@ -203,12 +203,12 @@ impl Metrics {
         registry.register("otproxy_build_info", "Build information", build_info);
         // Known label values start at 0, so dashboards and alerts see them before the first event.
         for reason in ["rate_limited", "connect_error", "server_error", "timeout"] {
-            retries.get_or_create(&ReasonLabel { reason });
+            retries.get_or_create_owned(&ReasonLabel { reason });
         }
         for result in ["success", "error"] {
-            key_reloads.get_or_create(&ResultLabel { result });
+            key_reloads.get_or_create_owned(&ResultLabel { result });
         }
-        rate_limited.get_or_create(&ScopeLabel {
+        rate_limited.get_or_create_owned(&ScopeLabel {
             scope: "global".into(),
         });
         Self {

@@ -85,7 +85,18 @@ async fn stack_with(rate: &str, proxy_key: &str, tweak: impl FnOnce(&mut Setting
 }
 
 async fn stack(rate: &str) -> Stack {
-    stack_with(rate, SIM_KEY, |_| {}).await
+    stack_with(rate, SIM_KEY, pass_through).await
+}
+
+/// The proxy with its own policies out of the way (no retries, no route rules, no pacing), so each of the
+/// simulator's answers reaches the client as the simulator gave it. The policies themselves
+/// are checked against the simulator in `the_proxy_honours_the_simulators_retry_after`.
+fn pass_through(settings: &mut Settings) {
+    settings.retry.max_attempts = 1;
+    settings.rate_limit.routes.clear();
+    // Many calls per test: the proxy's own pacing would only slow them down.
+    settings.rate_limit.rate = 1_000_000.try_into().expect("non-zero");
+    settings.rate_limit.burst = 10_000.try_into().expect("non-zero");
 }
 
 /// One request, sendable to the proxy or straight to the simulator.
@@ -134,6 +145,8 @@ struct Answer {
     upstream_status: Option<String>,
     error_code: Option<String>,
     content_type: Option<String>,
+    /// Every response header, lower-case names.
+    headers: std::collections::HashMap<String, String>,
     raw: Bytes,
     body: Value,
 }
@@ -162,6 +175,11 @@ impl Stack {
             header("x-onlytraffic-error-code"),
             header("content-type"),
         );
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
         let status = resp.status().as_u16();
         let raw = resp.bytes().await.expect("read body");
         let body = serde_json::from_slice(&raw)
@@ -171,6 +189,7 @@ impl Stack {
             upstream_status,
             error_code,
             content_type,
+            headers,
             raw,
             body,
         }
@@ -742,7 +761,7 @@ async fn unknown_routes_actions_and_methods_are_404() {
 
 #[tokio::test]
 async fn a_proxy_with_the_wrong_key_answers_401() {
-    let s = stack_with(ROOMY, "not-the-simulator-key", |_| {}).await;
+    let s = stack_with(ROOMY, "not-the-simulator-key", pass_through).await;
     for call in [
         v1_json("campaigns", json!({"limit": 1})),
         v1_form("generate_link", "smartlink_id=9"),
@@ -757,6 +776,7 @@ async fn a_proxy_with_the_wrong_key_answers_401() {
     // `[status_map]` can present the proxy's bad key as a gateway problem; the body stays the
     // simulator's.
     let mapped = stack_with(ROOMY, "not-the-simulator-key", |settings| {
+        pass_through(settings);
         settings.status_map.insert("401".into(), 502);
     })
     .await;
@@ -788,21 +808,25 @@ async fn the_simulators_key_rate_is_429_through_the_proxy() {
         "rate limit exceeded: this key may make 3 requests per 1h; retry in 3600 s",
     );
     assert_eq!(refused.body["retry_after"], 3600);
-    // Every kind of call is refused once the budget is spent, form bodies and v2 included.
+    // From here on the proxy holds every call back itself (its cooldown, see
+    // `the_proxy_honours_the_simulators_retry_after`), so the simulator's window is checked
+    // directly: every kind of call is refused, form bodies and v2 included...
     s.clock.advance(Duration::from_secs(3599));
     for call in &calls[1..] {
-        let answer = s.through(call).await;
-        assert_api_error(&answer, 429, "retry in 1 s");
-        assert_eq!(answer.body["retry_after"], 1);
+        let answer = s.direct(call).await;
+        assert_eq!(answer.body["error_code"], 429, "{}", answer.body);
+        assert_eq!(answer.body["retry_after"], 1, "{}", answer.body);
     }
-    // A new window opens when the hour is over.
+    // ...and a new window opens when the hour is over.
     s.clock.advance(Duration::from_secs(1));
-    assert_success(&s.through(&calls[0]).await);
+    assert_eq!(s.direct(&calls[0]).await.body["status"], "success");
 }
 
 #[tokio::test]
 async fn generate_link_twice_is_429_and_the_cooldown_ends_after_five_minutes() {
-    let s = stack(ROOMY).await;
+    // The proxy's own generate_link rule stays on: an upstream per-smartlink 429 without it
+    // would (rightly) pause the whole key.
+    let s = stack_with(ROOMY, SIM_KEY, |settings| settings.retry.max_attempts = 1).await;
     let first = s
         .through(&v1_json("generate_link", json!({"smartlink_id": 77})))
         .await;
@@ -863,4 +887,32 @@ async fn generate_link_twice_is_429_and_the_cooldown_ends_after_five_minutes() {
         again.body["data"]["expires_ts"].as_i64(),
         first.body["data"]["expires_ts"].as_i64().map(|t| t + 300)
     );
+}
+
+#[tokio::test]
+async fn the_proxy_honours_the_simulators_retry_after() {
+    // The proxy's default policies: retries, cooldown, the generate_link rule.
+    let s = stack_with("2/1h", SIM_KEY, |_| {}).await;
+    let call = v2("/api/marketer/subscribers?limit=1");
+    assert_success(&s.through(&call).await);
+    assert_success(&s.through(&call).await);
+    // The simulator refuses with retry_after 3600 in its body: a wait past timeouts.total, so
+    // the proxy does not retry and hands the 429 on at once, with that Retry-After.
+    let refused = s.through(&call).await;
+    assert_api_error(&refused, 429, "retry in 3600 s");
+    assert_eq!(
+        refused.headers.get("retry-after").map(String::as_str),
+        Some("3600")
+    );
+    assert_eq!(
+        refused.headers.get("x-proxy-attempts").map(String::as_str),
+        Some("1")
+    );
+    // The key is over quota: the whole limiter cools down, and the next call is refused by the
+    // proxy itself without reaching the simulator.
+    let held = s.through(&v1_json("campaigns", json!({"limit": 1}))).await;
+    assert_eq!(held.status, 429, "{}", held.body);
+    assert_eq!(held.body["source"], "proxy", "{}", held.body);
+    let retry_after: u64 = held.headers["retry-after"].parse().expect("whole seconds");
+    assert!((3590..=3600).contains(&retry_after), "{retry_after}");
 }
