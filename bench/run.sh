@@ -37,13 +37,16 @@ done
 
 if [ "$QUICK" = 1 ]; then
   : "${DUR:=2}" "${REPS:=1}"
+  FIXED_SECS=2
   WARM=1 LIM_SECS=6 LIM_RATE=100 Q_CLIENTS=1000 Q_SPREAD_MS=1000 Q_COOLDOWN=3 Q_RATE=1000 STARTUPS=3
 else
   : "${DUR:=10}" "${REPS:=3}"
+  FIXED_SECS=8
   WARM=2 LIM_SECS=30 LIM_RATE=100 Q_CLIENTS=10000 Q_SPREAD_MS=5000 Q_COOLDOWN=12 Q_RATE=1000 STARTUPS=5
 fi
 CONNS=(1 32 256)
 LIM_BURST=10            # the shipped default burst
+FIXED_RATE=2000         # the moderate fixed rate of the latency runs
 PATH_Q='/api/marketer/revshare/campaigns?limit=1'
 KEY=bench-fake-key
 
@@ -230,6 +233,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0;
   echo "mode: $([ "$QUICK" = 1 ] && echo quick || echo full), ${DUR}s per load run, ${REPS} reps (median), warm-up ${WARM}s"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
+CPU_START=$(head -1 /proc/stat)
 LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 if awk -v l="$LOAD1" 'BEGIN { exit !(l > 0.5) }'; then
   note "WARNING: load average $LOAD1 before starting: something else is running, numbers will be noisy"
@@ -318,6 +322,22 @@ run_wrk() {
     note "  ^ non-2xx answers ${non2xx:-0}, socket errors ${serr:-0} (see $file)"
   fi
 }
+# run_fixed TARGET REP PORT: FIXED_RATE req/s over 32 keep-alive connections for FIXED_SECS,
+# latency from each request's send (bench/tools `otbench latency`).
+run_fixed() {
+  local out
+  out=$(timeout $((FIXED_SECS + 30)) "$OTB" latency --addr "127.0.0.1:$3" --path "$PATH_Q" --conns 32 \
+    --rate "$FIXED_RATE" --secs "$FIXED_SECS" --from-send 2>&1) || true
+  echo "$out" >"$OUT/fixed-$1-r$2.json"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(echo "$out" | grep -o '"p50_us":[0-9]*' | cut -d: -f2)" \
+    "$(echo "$out" | grep -o '"p99_us":[0-9]*' | cut -d: -f2)" "$(echo "$out" | grep -o '"p999_us":[0-9]*' | cut -d: -f2)" \
+    "$(echo "$out" | grep -o '"not_done":[0-9]*' | cut -d: -f2)" >>"$OUT/fixedrate.tsv"
+  note "$(printf '%-11s fixed %s/s c=32 rep %s: %s' "$1" "$FIXED_RATE" "$2" "$out")"
+}
+fcol() { # TARGET COLUMN -> median over the reps of the fixed-rate runs
+  awk -F'\t' -v t="$1" -v k="$2" 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+    $1 == t { print $h[k] }' "$OUT/fixedrate.tsv" | median
+}
 col() { # TARGET CONNS COLUMN -> median over the reps
   awk -F'\t' -v t="$1" -v c="$2" -v k="$3" 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
     $1 == t && $2 == c { print $h[k] }' "$OUT/passthrough.tsv" | median
@@ -348,6 +368,7 @@ section_passthrough() {
     wait_http "http://127.0.0.1:$P_NGX$PATH_Q"
   fi
   printf 'target\tconns\trep\trps\tp50_us\tp99_us\trequests\tnon2xx\tsock_errors\tcpu_us_per_req\n' >"$OUT/passthrough.tsv"
+  printf 'target\trep\tp50_us\tp99_us\tp999_us\tnot_done\n' >"$OUT/fixedrate.tsv"
   # Interleaved, so slow drift in the machine's load hits every target alike.
   for rep in $(seq "$REPS"); do
     for c in "${CONNS[@]}"; do
@@ -357,6 +378,9 @@ section_passthrough() {
         run_wrk nginx "$c" "$rep" "http://127.0.0.1:$P_NGX$PATH_Q" $(nginx_pids nginx-proxy)
       fi
     done
+    run_fixed direct "$rep" "$P_UP"
+    run_fixed proxy "$rep" "$P_PROXY"
+    [ -z "$NGINX" ] || run_fixed nginx "$rep" "$P_NGX"
   done
   rss_after=$(rss_kb "$main")
   stop_pid "$main"
@@ -397,6 +421,19 @@ section_passthrough() {
       done
       echo
     fi
+    echo "At a fixed, moderate rate ($FIXED_RATE req/s over 32 keep-alive connections, ${FIXED_SECS}s, latency from each request's send; median of $REPS runs; bench/tools \`otbench latency\`):"
+    echo
+    echo "| target | p50 | p99 | p99.9 | added p50 / p99 vs direct |"
+    echo "|---|---:|---:|---:|---:|"
+    for t in direct proxy nginx; do
+      [ "$t" = nginx ] && [ -z "$NGINX" ] && continue
+      added="–"
+      if [ "$t" != direct ]; then
+        added="$(fmt "$(awk -v a="$(fcol $t p50_us)" -v b="$(fcol direct p50_us)" 'BEGIN { print a - b }')") / $(fmt "$(awk -v a="$(fcol $t p99_us)" -v b="$(fcol direct p99_us)" 'BEGIN { print a - b }')") µs"
+      fi
+      echo "| $t | $(fmt "$(fcol $t p50_us)") µs | $(fmt "$(fcol $t p99_us)") µs | $(fmt "$(fcol $t p999_us)") µs | $added |"
+    done
+    echo
     echo "Proxy RSS: $(mib "$rss_idle") MiB before the load, $(mib "$rss_after") MiB after it."
     echo
   } >"$f"
@@ -413,7 +450,9 @@ section_passthrough() {
   done
   local added99
   added99=$(awk -v a="$(col proxy 32 p99_us)" -v b="$(col direct 32 p99_us)" 'BEGIN { print a - b }')
-  goal "$(cmp "$added99" 1000 '<')" "p99 added latency < 1 ms at 32 conns: $(fmt "$added99") µs ($(fmt "$(col proxy 32 p99_us)") − $(fmt "$(col direct 32 p99_us)") µs)"
+  goal "$(cmp "$added99" 1000 '<')" "p99 added latency < 1 ms at 32 conns, saturated (wrk): $(fmt "$added99") µs ($(fmt "$(col proxy 32 p99_us)") − $(fmt "$(col direct 32 p99_us)") µs)"
+  added99=$(awk -v a="$(fcol proxy p99_us)" -v b="$(fcol direct p99_us)" 'BEGIN { print a - b }')
+  goal "$(cmp "$added99" 1000 '<')" "p99 added latency < 1 ms at 32 conns, $FIXED_RATE req/s fixed rate: $(fmt "$added99") µs ($(fmt "$(fcol proxy p99_us)") − $(fmt "$(fcol direct p99_us)") µs)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -608,6 +647,12 @@ want 4 && section_footprint
 
 # ---------------------------------------------------------------------------------------------
 # Summary.
+
+# How busy the machine was: the share of CPU time stolen by the hypervisor over the whole run.
+CPU_END=$(head -1 /proc/stat)
+STEAL=$(printf '%s\n%s\n' "$CPU_START" "$CPU_END" | awk '{ t = 0; for (i = 2; i <= 9; i++) t += $i; tot[NR] = t; st[NR] = $9 }
+  END { d = tot[2] - tot[1]; if (d > 0) printf "%.1f", (st[2] - st[1]) / d * 100; else print "n/a" }')
+echo "steal over the run: $STEAL % of CPU time; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
 S=$OUT/summary.md
 {

@@ -43,6 +43,7 @@ fn main() {
         "upstream" => upstream(Opts::parse(rest)),
         "demand" => rt_multi(2).block_on(demand(Opts::parse(rest))),
         "queue" => rt_multi(2).block_on(queue(Opts::parse(rest))),
+        "latency" => rt_current().block_on(latency(Opts::parse(rest))),
         "startup" => rt_current().block_on(startup(rest)),
         "get" => rt_current().block_on(get_cmd(rest)),
         "free-ports" => free_ports(rest),
@@ -59,6 +60,7 @@ fn usage() -> ! {
         "usage: otbench upstream --listen ADDR [--threads N] [--limit N/MILLIS] [--record]\n\
          \x20      otbench demand --url URL --rate RPS --secs S [--timeout-secs T]\n\
          \x20      otbench queue --addr ADDR --path PATH --clients N [--spread-ms MS] [--timeout-secs T] [--pid PID] [--metrics-url URL]\n\
+         \x20      otbench latency --addr ADDR --path PATH --conns N --rate RPS --secs S\n\
          \x20      otbench startup --url URL [--timeout-secs T] -- CMD [ARGS...]\n\
          \x20      otbench get URL\n\
          \x20      otbench free-ports N"
@@ -271,7 +273,9 @@ fn serve_upstream(s: &Upstream, req: Request<Incoming>) -> Response<Full<Bytes>>
             w.used = 0;
         }
         if w.used >= w.limit {
-            let left = w.per.saturating_sub(now.duration_since(w.opened.unwrap_or(now)));
+            let left = w
+                .per
+                .saturating_sub(now.duration_since(w.opened.unwrap_or(now)));
             drop(w);
             s.limited.fetch_add(1, Ordering::Relaxed);
             let secs = left.as_secs_f64().ceil().max(1.0) as u64;
@@ -313,7 +317,10 @@ fn stats_json(s: &Upstream, window_ms: Option<u64>) -> String {
     let last = times.last().copied().unwrap_or(0);
     // Admitted within `window_ms` of the first admitted request (the demand's duration).
     let in_window = window_ms.map_or(times.len(), |w| {
-        times.iter().filter(|&&t| t - first <= w * 1_000_000).count()
+        times
+            .iter()
+            .filter(|&&t| t - first <= w * 1_000_000)
+            .count()
     });
     // Requests per whole second since the first admitted one (for the limiter's rate profile).
     let mut per_sec: Vec<u64> = Vec::new();
@@ -406,6 +413,118 @@ fn map_json(m: &BTreeMap<String, u64>) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// latency: a fixed request rate over N keep-alive connections (wrk2-style)
+
+/// Each of `conns` connections sends its share of `rate` on a fixed schedule; a request is
+/// timed from when it was *due*, so a slow answer that delays the next send is counted against
+/// the server (no coordinated omission). One thread: the load generator stays light.
+async fn latency(o: Opts) -> Res<()> {
+    let addr: SocketAddr = o.str("addr").parse()?;
+    if !addr.ip().is_loopback() {
+        return Err("loopback addresses only".into());
+    }
+    let path = o.str("path");
+    let conns: usize = o.num("conns", 32);
+    let rate: f64 = o.num("rate", 1000.0);
+    let secs: f64 = o.num("secs", 10.0);
+    let from_send = o.flag("from-send");
+    let interval = Duration::from_secs_f64(conns as f64 / rate);
+    let per_conn = (secs / interval.as_secs_f64()).floor() as u64;
+    let started = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_conn as usize);
+            let Ok(stream) = TcpStream::connect(addr).await else {
+                return (lat, per_conn);
+            };
+            let _ = stream.set_nodelay(true);
+            let mut reader = BufReader::new(stream);
+            let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+            // Spread the connections' schedules over one interval.
+            let offset = interval.mul_f64(c as f64 / conns as f64);
+            for i in 0..per_conn {
+                let due = started + offset + interval * i as u32;
+                tokio::time::sleep_until(due.into()).await;
+                let sent = Instant::now();
+                let ok = async {
+                    reader.get_mut().write_all(req.as_bytes()).await?;
+                    read_response(&mut reader).await
+                }
+                .await;
+                match ok {
+                    Ok(200..=299) => lat.push(if from_send {
+                        sent.elapsed().as_micros() as u64
+                    } else {
+                        due.elapsed().as_micros() as u64
+                    }),
+                    _ => break, // the rest of this connection's share counts as not done
+                }
+            }
+            let not_done = per_conn - lat.len() as u64;
+            (lat, not_done)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0u64;
+    for t in tasks {
+        let (lat, e) = t.await?;
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        if all.is_empty() {
+            return 0;
+        }
+        all[((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1]
+    };
+    println!(
+        r#"{{"conns":{conns},"rate":{rate},"secs":{secs},"done":{},"not_done":{errors},"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}}"#,
+        all.len(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(0.999),
+        all.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body; returns its status.
+async fn read_response(reader: &mut BufReader<TcpStream>) -> Res<u16> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        return Err("connection closed".into());
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Err("connection closed in the headers".into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse()?;
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).await?;
+    Ok(status)
+}
+
+// ---------------------------------------------------------------------------------------------
 // queue: N concurrent clients, one connection and one request each
 
 fn rss_kb(pid: u32) -> (u64, u64) {
@@ -477,7 +596,10 @@ async fn raw_exchange_timed(
         }
     }
     let mut body = Vec::new();
-    if let Some(len) = headers.get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(len) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         body.resize(len, 0);
         reader.read_exact(&mut body).await?;
     } else if headers
@@ -647,8 +769,10 @@ async fn queue(o: Opts) -> Res<()> {
     // overlapped are concurrent: either order is right.
     let mut up = String::from("null");
     if let Some(url) = o.0.get("upstream-url") {
-        let times: BTreeMap<u64, (Duration, Duration)> =
-            done.iter().map(|d| (d.seq, (d.write_start, d.sent))).collect();
+        let times: BTreeMap<u64, (Duration, Duration)> = done
+            .iter()
+            .map(|d| (d.seq, (d.write_start, d.sent)))
+            .collect();
         let mut by_sent: Vec<(Duration, u64)> = done.iter().map(|d| (d.sent, d.seq)).collect();
         by_sent.sort();
         let writes_out_of_seq = by_sent.windows(2).filter(|w| w[1].1 < w[0].1).count();
@@ -667,7 +791,9 @@ async fn queue(o: Opts) -> Res<()> {
                         seq_inversions += 1;
                     }
                     high = Some(high.map_or(*seq, |h| h.max(*seq)));
-                    let Some(&(start, end)) = times.get(seq) else { continue };
+                    let Some(&(start, end)) = times.get(seq) else {
+                        continue;
+                    };
                     if end < latest_start {
                         overtaken += 1;
                         let lag = latest_start - end;
@@ -760,9 +886,10 @@ async fn startup(args: &[String]) -> Res<()> {
 async fn get_cmd(args: &[String]) -> Res<()> {
     let url = args.first().ok_or("get URL")?;
     let (addr, target) = split_url(url)?;
-    let (status, _, body) = tokio::time::timeout(Duration::from_secs(10), raw_get(addr, &target, true))
-        .await
-        .map_err(|_| "timed out")??;
+    let (status, _, body) =
+        tokio::time::timeout(Duration::from_secs(10), raw_get(addr, &target, true))
+            .await
+            .map_err(|_| "timed out")??;
     use std::io::Write;
     std::io::stdout().write_all(&body)?;
     if !(200..300).contains(&status) {
