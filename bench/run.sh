@@ -2,8 +2,8 @@
 # Benchmarks onlytraffic-proxy on loopback, side by side with the upstream alone and (when nginx
 # is installed) nginx as a reference proxy. BENCHMARKS.md explains every number.
 #
-#   bench/run.sh            full run (about 8 minutes on 2 cores)
-#   bench/run.sh --quick    short smoke run (about 1.5 minutes): same steps, short durations
+#   bench/run.sh            full run (about 10 minutes on 2 cores)
+#   bench/run.sh --quick    short smoke run (about 2 minutes): same steps, short durations
 #
 # Options: --quick, --no-nginx (skip the nginx reference even when installed), --no-install
 # (never call apt-get), --no-build (use the binaries already built), --reps N, --duration S,
