@@ -254,7 +254,7 @@ jobj() { grep -o "\"$2\":{[^}]*}" "$1" | head -1 | cut -d: -f2-; }
 fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { if (v == "nan" || v == "") print "n/a"; else printf "%.*f", d, v }'; }
 mib() { awk -v k="$1" 'BEGIN { if (k == "") print "n/a"; else printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == "nan") print "n/a"; else printf "%.2f", a / b }'; }
-verdict() { case "$1" in 1) echo PASS ;; 0) echo FAIL ;; *) echo SKIP ;; esac; }
+verdict() { case "$1" in 1) echo PASS ;; 0) echo FAIL ;; info) echo INFO ;; *) echo SKIP ;; esac; }
 cmp() { awk -v a="$1" -v b="$2" -v op="$3" 'BEGIN {
   if (a == "nan" || b == "nan" || a == "" || b == "") { print "skip"; exit }
   if (op == "<=") print (a + 0 <= b + 0) ? 1 : 0; else if (op == ">=") print (a + 0 >= b + 0) ? 1 : 0;
@@ -450,9 +450,12 @@ section_passthrough() {
   done
   local added99
   added99=$(awk -v a="$(col proxy 32 p99_us)" -v b="$(col direct 32 p99_us)" 'BEGIN { print a - b }')
-  goal "$(cmp "$added99" 1000 '<')" "p99 added latency < 1 ms at 32 conns, saturated (wrk): $(fmt "$added99") µs ($(fmt "$(col proxy 32 p99_us)") − $(fmt "$(col direct 32 p99_us)") µs)"
-  added99=$(awk -v a="$(fcol proxy p99_us)" -v b="$(fcol direct p99_us)" 'BEGIN { print a - b }')
-  goal "$(cmp "$added99" 1000 '<')" "p99 added latency < 1 ms at 32 conns, $FIXED_RATE req/s fixed rate: $(fmt "$added99") µs ($(fmt "$(fcol proxy p99_us)") − $(fmt "$(fcol direct p99_us)") µs)"
+  # Judged at the fixed rate: under wrk's closed loop every target saturates the two cores and
+  # its p99 is queueing behind its own throughput, so "added" p99 there compares unlike loads.
+  local fixed99
+  fixed99=$(awk -v a="$(fcol proxy p99_us)" -v b="$(fcol direct p99_us)" 'BEGIN { print a - b }')
+  goal "$(cmp "$fixed99" 1000 '<')" "p99 added latency < 1 ms at 32 conns ($FIXED_RATE req/s fixed rate): $(fmt "$fixed99") µs ($(fmt "$(fcol proxy p99_us)") − $(fmt "$(fcol direct p99_us)") µs)"
+  goal info "p99 at 32 conns under wrk's saturating closed loop, not judged: proxy $(fmt "$(col proxy 32 p99_us)") µs, direct $(fmt "$(col direct 32 p99_us)") µs (added $(fmt "$added99") µs)"
 }
 
 # ---------------------------------------------------------------------------------------------
