@@ -406,3 +406,49 @@ async fn sighup_reloads_the_key_file() {
     assert_eq!(stop(child, "-TERM").code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `healthcheck` with `args` and returns its exit code.
+async fn healthcheck(args: Vec<String>) -> Option<i32> {
+    healthcheck_env(args, None).await
+}
+
+async fn healthcheck_env(args: Vec<String>, listen: Option<String>) -> Option<i32> {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear();
+        if let Some(l) = listen {
+            cmd.env("OTPROXY_LISTEN", l);
+        }
+        cmd.arg("healthcheck")
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn healthcheck_exit_codes() {
+    let (proxy, mock) = proxy_and_mock().await;
+    let healthy = format!("{}/healthz", proxy.url);
+    assert_eq!(healthcheck(vec!["--url".into(), healthy]).await, Some(0));
+    // Without --url it checks the port of OTPROXY_LISTEN on loopback (0.0.0.0 in Docker).
+    let listen = format!("0.0.0.0:{}", proxy.addr.port());
+    assert_eq!(healthcheck_env(vec![], Some(listen)).await, Some(0));
+    // Any non-2xx answer is unhealthy (a mock answering 503 stands in for a draining proxy).
+    mock.push(MockReply::json("draining").status(503));
+    let unhealthy = format!("{}/healthz", mock.url);
+    assert_eq!(healthcheck(vec!["--url".into(), unhealthy]).await, Some(1));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down = format!("http://127.0.0.1:{port}/healthz");
+    assert_eq!(healthcheck(vec!["--url".into(), down]).await, Some(1));
+    assert_eq!(
+        healthcheck(vec!["--url".into(), "not a url".into()]).await,
+        Some(1)
+    );
+}
