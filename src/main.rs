@@ -167,23 +167,11 @@ fn run(
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                return fail(
-                    EXIT_RUNTIME,
-                    &format!(
-                        "cannot listen on {}: {e}; pick another address with --listen or OTPROXY_LISTEN",
-                        config.listen
-                    ),
-                );
-            }
-        };
-        let shutdown = match shutdown_signal() {
-            Ok(s) => s,
-            Err(e) => return fail(EXIT_RUNTIME, &format!("cannot install signal handlers: {e}")),
-        };
-        let bound = listener.local_addr().map_or(config.listen, |a| a);
+        let (listener, bound, shutdown) =
+            match listen_with_signals(config.listen, "--listen or OTPROXY_LISTEN").await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
         tracing::info!(
             listen = %bound,
             upstream = %config.upstream,
@@ -235,26 +223,10 @@ fn simulate(
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                return fail(
-                    EXIT_RUNTIME,
-                    &format!("cannot listen on {listen}: {e}; pick another address with --listen"),
-                );
-            }
+        let (listener, bound, shutdown) = match listen_with_signals(listen, "--listen").await {
+            Ok(v) => v,
+            Err(code) => return code,
         };
-        // Handlers first: a signal sent as soon as the line below is read must not be missed.
-        let shutdown = match shutdown_signal() {
-            Ok(s) => s,
-            Err(e) => {
-                return fail(
-                    EXIT_RUNTIME,
-                    &format!("cannot install signal handlers: {e}"),
-                );
-            }
-        };
-        let bound = listener.local_addr().map_or(listen, |a| a);
         say(&format!(
             "simulator listening on http://{bound} (key {:?}, rate {})\n",
             config.key, config.rate
@@ -322,6 +294,35 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             &format!("cannot start the async runtime: {e}"),
         )
     })
+}
+
+/// Binds `addr` and then installs the signal handlers, so that a signal sent as soon as the
+/// caller announces the address is not missed. `hint` names where the address comes from.
+async fn listen_with_signals(
+    addr: SocketAddr,
+    hint: &str,
+) -> Result<
+    (
+        tokio::net::TcpListener,
+        SocketAddr,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ),
+    ExitCode,
+> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        fail(
+            EXIT_RUNTIME,
+            &format!("cannot listen on {addr}: {e}; pick another address with {hint}"),
+        )
+    })?;
+    let shutdown = shutdown_signal().map_err(|e| {
+        fail(
+            EXIT_RUNTIME,
+            &format!("cannot install signal handlers: {e}"),
+        )
+    })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    Ok((listener, bound, shutdown))
 }
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM (docker stop, Kubernetes) handlers now, so a signal

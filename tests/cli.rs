@@ -4,20 +4,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::FAKE_KEY;
+use common::{FAKE_KEY, scratch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_onlytraffic-proxy");
-
-/// A scratch directory unique to one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otproxy-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs the binary with a clean environment plus `env`.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {

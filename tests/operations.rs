@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,6 @@ use common::*;
 use onlytraffic_proxy::secret::ApiKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onlytraffic-proxy");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otproxy-ops-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[tokio::test]
 async fn metrics_move_with_traffic() {
