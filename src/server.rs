@@ -253,8 +253,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = config.timeouts.shutdown_grace;
     let state = AppState::new(config.clone());
-    if let KeySource::File(path) = config.key.source() {
-        reload::spawn(path.clone(), state.keys.clone(), state.metrics.clone());
+    match config.key.source() {
+        KeySource::File(path) => {
+            reload::spawn(path.clone(), state.keys.clone(), state.metrics.clone());
+        }
+        KeySource::Env => reload::spawn_hangup_notice(),
+        KeySource::Inline => {}
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let draining = Arc::new(Notify::new());

@@ -445,3 +445,20 @@ async fn healthcheck_exit_codes() {
         Some(1)
     );
 }
+
+#[tokio::test]
+async fn sighup_with_an_environment_key_does_not_stop_the_proxy() {
+    let mock = MockUpstream::start().await;
+    let (child, _lines, addr) = start_binary(&mock.url, &[("ONLYTRAFFIC_API_KEY", FAKE_KEY)]);
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Still serving afterwards (a request after the signal was delivered and handled).
+    let resp = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(stop(child, "-TERM").code(), Some(0));
+}
