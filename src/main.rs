@@ -57,6 +57,17 @@ enum Command {
     Simulate(SimulateArgs),
     /// Run the proxy in front of the built-in simulator: try it with no key and no network.
     Demo(DemoArgs),
+    /// GET the proxy's /healthz and exit 0 when it answers 2xx, else 1 (for Docker HEALTHCHECK:
+    /// needs no shell or curl in the image).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `healthcheck`
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// URL to check [default: http://127.0.0.1:<port of OTPROXY_LISTEN, else 8080>/healthz].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 /// `simulate`: taken as text and checked here, so a bad value gets the same one-line error and
@@ -99,7 +110,38 @@ fn main() -> ExitCode {
         },
         Some(Command::Simulate(args)) => simulate(args, filter, format),
         Some(Command::Demo(args)) => demo(args, filter, format),
+        Some(Command::Healthcheck(args)) => healthcheck(args),
     }
+}
+
+/// `healthcheck`: one GET, bounded by 5s; prints what went wrong on failure.
+fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    let url = args.url.unwrap_or_else(|| {
+        let port = std::env::var("OTPROXY_LISTEN")
+            .ok()
+            .and_then(|l| l.trim().parse::<SocketAddr>().ok())
+            .map_or(8080, |a| a.port());
+        format!("http://127.0.0.1:{port}/healthz")
+    });
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(_) => return fail(EXIT_RUNTIME, &format!("--url: invalid URL {url:?}")),
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async move {
+        let client = onlytraffic_proxy::proxy::client::build(std::time::Duration::from_secs(5));
+        let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+        *req.uri_mut() = uri;
+        match tokio::time::timeout(std::time::Duration::from_secs(5), client.request(req)).await {
+            Ok(Ok(resp)) if resp.status().is_success() => ExitCode::SUCCESS,
+            Ok(Ok(resp)) => fail(EXIT_RUNTIME, &format!("{url} answered {}", resp.status())),
+            Ok(Err(e)) => fail(EXIT_RUNTIME, &format!("{url} is unreachable: {e}")),
+            Err(_) => fail(EXIT_RUNTIME, &format!("{url} did not answer within 5s")),
+        }
+    })
 }
 
 fn load(args: &RunArgs) -> Result<Config, String> {
@@ -125,23 +167,11 @@ fn run(
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                return fail(
-                    EXIT_RUNTIME,
-                    &format!(
-                        "cannot listen on {}: {e}; pick another address with --listen or OTPROXY_LISTEN",
-                        config.listen
-                    ),
-                );
-            }
-        };
-        let shutdown = match shutdown_signal() {
-            Ok(s) => s,
-            Err(e) => return fail(EXIT_RUNTIME, &format!("cannot install signal handlers: {e}")),
-        };
-        let bound = listener.local_addr().map_or(config.listen, |a| a);
+        let (listener, bound, shutdown) =
+            match listen_with_signals(config.listen, "--listen or OTPROXY_LISTEN").await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
         tracing::info!(
             listen = %bound,
             upstream = %config.upstream,
@@ -193,26 +223,10 @@ fn simulate(
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                return fail(
-                    EXIT_RUNTIME,
-                    &format!("cannot listen on {listen}: {e}; pick another address with --listen"),
-                );
-            }
+        let (listener, bound, shutdown) = match listen_with_signals(listen, "--listen").await {
+            Ok(v) => v,
+            Err(code) => return code,
         };
-        // Handlers first: a signal sent as soon as the line below is read must not be missed.
-        let shutdown = match shutdown_signal() {
-            Ok(s) => s,
-            Err(e) => {
-                return fail(
-                    EXIT_RUNTIME,
-                    &format!("cannot install signal handlers: {e}"),
-                );
-            }
-        };
-        let bound = listener.local_addr().map_or(listen, |a| a);
         say(&format!(
             "simulator listening on http://{bound} (key {:?}, rate {})\n",
             config.key, config.rate
@@ -280,6 +294,35 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             &format!("cannot start the async runtime: {e}"),
         )
     })
+}
+
+/// Binds `addr` and then installs the signal handlers, so that a signal sent as soon as the
+/// caller announces the address is not missed. `hint` names where the address comes from.
+async fn listen_with_signals(
+    addr: SocketAddr,
+    hint: &str,
+) -> Result<
+    (
+        tokio::net::TcpListener,
+        SocketAddr,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ),
+    ExitCode,
+> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        fail(
+            EXIT_RUNTIME,
+            &format!("cannot listen on {addr}: {e}; pick another address with {hint}"),
+        )
+    })?;
+    let shutdown = shutdown_signal().map_err(|e| {
+        fail(
+            EXIT_RUNTIME,
+            &format!("cannot install signal handlers: {e}"),
+        )
+    })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    Ok((listener, bound, shutdown))
 }
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM (docker stop, Kubernetes) handlers now, so a signal

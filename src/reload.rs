@@ -96,3 +96,19 @@ fn reload(path: &Path, keys: &KeyStore, metrics: &Metrics, forced: bool) {
         }
     }
 }
+
+/// With the key from `ONLYTRAFFIC_API_KEY` there is nothing to reload; SIGHUP must still not
+/// stop the proxy (its default action), so it is answered with a log line.
+pub fn spawn_hangup_notice() {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::warn!(
+                "SIGHUP: the key comes from ONLYTRAFFIC_API_KEY and cannot be reloaded; use ONLYTRAFFIC_API_KEY_FILE to rotate keys without a restart"
+            );
+        }
+    });
+}

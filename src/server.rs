@@ -54,7 +54,8 @@ impl AppState {
 pub struct RequestId(pub HeaderValue);
 
 impl RequestId {
-    /// Keeps a client id that is printable ASCII and at most 128 bytes; otherwise makes one.
+    /// Keeps a client id that is printable ASCII and at most 128 bytes; otherwise makes a UUID
+    /// v4 from the thread-local RNG (no system call per request).
     fn from_headers(headers: &http::HeaderMap) -> Self {
         let sane = headers.get(&X_REQUEST_ID).filter(|v| {
             let b = v.as_bytes();
@@ -63,7 +64,7 @@ impl RequestId {
         match sane {
             Some(v) => Self(v.clone()),
             None => Self(
-                HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                HeaderValue::from_str(&uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string())
                     .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
             ),
         }
@@ -253,8 +254,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = config.timeouts.shutdown_grace;
     let state = AppState::new(config.clone());
-    if let KeySource::File(path) = config.key.source() {
-        reload::spawn(path.clone(), state.keys.clone(), state.metrics.clone());
+    match config.key.source() {
+        KeySource::File(path) => {
+            reload::spawn(path.clone(), state.keys.clone(), state.metrics.clone());
+        }
+        KeySource::Env => reload::spawn_hangup_notice(),
+        KeySource::Inline => {}
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let draining = Arc::new(Notify::new());

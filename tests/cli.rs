@@ -4,20 +4,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::FAKE_KEY;
+use common::{FAKE_KEY, scratch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_onlytraffic-proxy");
-
-/// A scratch directory unique to one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otproxy-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs the binary with a clean environment plus `env`.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -249,4 +241,31 @@ fn the_shipped_default_config_matches_the_built_in_defaults() {
     let with_file = run(&["check-config", "--config", file], &key);
     assert!(with_file.status.success(), "{}", stderr(&with_file));
     assert_eq!(stdout(&with_file), stdout(&run(&["check-config"], &key)));
+}
+
+#[test]
+fn the_docker_config_listens_everywhere_and_requires_tokens() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/config/docker.toml");
+    let key = ("ONLYTRAFFIC_API_KEY", FAKE_KEY);
+    // Without its tokens secret the container refuses to start, naming the file.
+    let out = run(&["check-config", "--config", file], &[key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/run/secrets/otproxy_tokens"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = scratch("docker");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "tok\n").unwrap();
+    let out = run(
+        &["check-config", "--config", file],
+        &[
+            key,
+            ("OTPROXY_INBOUND__TOKENS_FILE", tokens.to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("listen = \"0.0.0.0:8080\""));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

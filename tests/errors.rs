@@ -138,8 +138,7 @@ async fn absolute_form_and_connect_are_refused_and_not_forwarded() {
 #[tokio::test]
 async fn inbound_tokens_are_required_and_replaced_by_the_key() {
     let mut mock = MockUpstream::start().await;
-    let dir = std::env::temp_dir().join(format!("otproxy-tokens-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("tokens");
     let file = dir.join("tokens");
     std::fs::write(&file, "# service tokens\ntok-alpha\n\n  tok-beta  \n").unwrap();
     let mut s = settings(&mock.url);

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,6 @@ use common::*;
 use onlytraffic_proxy::secret::ApiKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onlytraffic-proxy");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otproxy-ops-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[tokio::test]
 async fn metrics_move_with_traffic() {
@@ -405,4 +398,67 @@ async fn sighup_reloads_the_key_file() {
     );
     assert_eq!(stop(child, "-TERM").code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `healthcheck` with `args` and returns its exit code.
+async fn healthcheck(args: Vec<String>) -> Option<i32> {
+    healthcheck_env(args, None).await
+}
+
+async fn healthcheck_env(args: Vec<String>, listen: Option<String>) -> Option<i32> {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear();
+        if let Some(l) = listen {
+            cmd.env("OTPROXY_LISTEN", l);
+        }
+        cmd.arg("healthcheck")
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn healthcheck_exit_codes() {
+    let (proxy, mock) = proxy_and_mock().await;
+    let healthy = format!("{}/healthz", proxy.url);
+    assert_eq!(healthcheck(vec!["--url".into(), healthy]).await, Some(0));
+    // Without --url it checks the port of OTPROXY_LISTEN on loopback (0.0.0.0 in Docker).
+    let listen = format!("0.0.0.0:{}", proxy.addr.port());
+    assert_eq!(healthcheck_env(vec![], Some(listen)).await, Some(0));
+    // Any non-2xx answer is unhealthy (a mock answering 503 stands in for a draining proxy).
+    mock.push(MockReply::json("draining").status(503));
+    let unhealthy = format!("{}/healthz", mock.url);
+    assert_eq!(healthcheck(vec!["--url".into(), unhealthy]).await, Some(1));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down = format!("http://127.0.0.1:{port}/healthz");
+    assert_eq!(healthcheck(vec!["--url".into(), down]).await, Some(1));
+    assert_eq!(
+        healthcheck(vec!["--url".into(), "not a url".into()]).await,
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn sighup_with_an_environment_key_does_not_stop_the_proxy() {
+    let mock = MockUpstream::start().await;
+    let (child, _lines, addr) = start_binary(&mock.url, &[("ONLYTRAFFIC_API_KEY", FAKE_KEY)]);
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Still serving afterwards (a request after the signal was delivered and handled).
+    let resp = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(stop(child, "-TERM").code(), Some(0));
 }

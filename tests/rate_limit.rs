@@ -16,10 +16,6 @@ fn limited(upstream: &str, rate: u32, per: Duration, burst: u32) -> Settings {
     s
 }
 
-fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
 #[tokio::test]
 async fn a_concurrent_burst_reaches_the_upstream_at_the_configured_rate() {
     let mut mock = MockUpstream::start().await;

@@ -17,10 +17,6 @@ fn fast(upstream: &str) -> onlytraffic_proxy::config::Settings {
     s
 }
 
-fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
 #[tokio::test]
 async fn a_429_then_success_is_retried_with_the_body_replayed() {
     let mut mock = MockUpstream::start().await;

@@ -59,6 +59,15 @@ pub fn client_accepts(accept: Option<&HeaderValue>, coding: &str) -> bool {
     wildcard
 }
 
+/// The response's `Content-Encoding` when it is a real coding (not absent, empty or identity).
+pub fn content_coding(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+}
+
 /// Decodes a body in one content coding, refusing to produce more than `limit` bytes (a small
 /// compressed body can expand enormously). `None` for unknown codings, stacked codings, corrupt
 /// data or a result over the limit.

@@ -142,7 +142,7 @@ impl Proxy {
             route: route.label(),
             ..AccessInfo::default()
         };
-        let result = self.handle_inner(req, &mut info).await;
+        let result = self.handle_inner(req, route, &mut info).await;
         let remaining = match &result {
             Err(ProxyError::RateLimited(r)) if r.scope == "global" => 0,
             _ => self.last_remaining.load(Ordering::Relaxed),
@@ -178,6 +178,7 @@ impl Proxy {
     async fn handle_inner(
         &self,
         req: Request<Body>,
+        route: Route,
         info: &mut AccessInfo,
     ) -> Result<Response<Body>, ProxyError> {
         check_target(&req)?;
@@ -185,7 +186,7 @@ impl Proxy {
         let total = self.config.timeouts.total;
         let deadline = Instant::now() + total;
         tokio::time::timeout_at(deadline, async {
-            let prepared = self.prepare(req).await?;
+            let prepared = self.prepare(req, route).await?;
             info.bytes_in = prepared.body.len() as u64;
             self.forward(&prepared, deadline, info).await
         })
@@ -310,7 +311,7 @@ impl Proxy {
     }
 
     /// Buffers the body (bounded) and builds the upstream request target and headers.
-    async fn prepare(&self, req: Request<Body>) -> Result<Prepared, ProxyError> {
+    async fn prepare(&self, req: Request<Body>, route: Route) -> Result<Prepared, ProxyError> {
         let (parts, body) = req.into_parts();
         let limit = self.config.max_request_body;
         let declared = parts
@@ -351,7 +352,6 @@ impl Proxy {
         if let Some(ae) = encoding::upstream_accept_encoding(client_accept_encoding.as_ref()) {
             headers.insert(header::ACCEPT_ENCODING, ae);
         }
-        let route = Route::of(parts.uri.path(), parts.uri.query());
         Ok(Prepared {
             method: parts.method,
             uri,
@@ -466,12 +466,7 @@ impl Proxy {
             }
         }
         let bytes = concat(chunks, size);
-        let coding = headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-            .map(str::to_owned);
+        let coding = encoding::content_coding(&headers).map(str::to_owned);
         let decoded = coding
             .as_deref()
             .and_then(|c| encoding::decode(c, &bytes, limit))
@@ -520,26 +515,16 @@ impl Proxy {
         }
         let body = match body {
             ReplyBody::Streaming(body) => body,
-            ReplyBody::Buffered(bytes) => {
-                let coding = headers
-                    .get(header::CONTENT_ENCODING)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
-                match (coding, decoded) {
-                    (Some(c), Some(plain))
-                        if !encoding::client_accepts(
-                            prepared.client_accept_encoding.as_ref(),
-                            c,
-                        ) =>
-                    {
-                        headers.remove(header::CONTENT_ENCODING);
-                        headers.remove(header::CONTENT_LENGTH);
-                        Body::from(plain)
-                    }
-                    _ => Body::from(bytes),
+            ReplyBody::Buffered(bytes) => match (encoding::content_coding(&headers), decoded) {
+                (Some(c), Some(plain))
+                    if !encoding::client_accepts(prepared.client_accept_encoding.as_ref(), c) =>
+                {
+                    headers.remove(header::CONTENT_ENCODING);
+                    headers.remove(header::CONTENT_LENGTH);
+                    Body::from(plain)
                 }
-            }
+                _ => Body::from(bytes),
+            },
         };
         headers.insert(
             X_UPSTREAM_STATUS.clone(),

@@ -339,6 +339,19 @@ pub async fn metric(base: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().expect("metric value"))
 }
 
+/// A response header as text.
+pub fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A fresh scratch directory unique to this test process and `name`.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("otproxy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
 /// The proxy's own error envelope, parsed and checked for its fixed fields.
 pub fn proxy_error(body: &[u8], status: u16) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_slice(body).expect("proxy error is JSON");
