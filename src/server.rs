@@ -64,8 +64,12 @@ impl RequestId {
         match sane {
             Some(v) => Self(v.clone()),
             None => Self(
-                HeaderValue::from_str(&uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string())
-                    .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+                HeaderValue::from_str(
+                    &uuid::Builder::from_random_bytes(rand::random())
+                        .into_uuid()
+                        .to_string(),
+                )
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
             ),
         }
     }

@@ -338,6 +338,13 @@ async fn json_logs_parse_and_carry_the_request_id() {
             !line.contains(FAKE_KEY) && !line.contains("client-token") && !line.contains("hidden"),
             "{line}"
         );
+        // Every line logged inside a request carries that request's id.
+        if let Some(span) = v.get("span") {
+            assert!(
+                span["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+                "{line}"
+            );
+        }
         if v["target"] == "otproxy::access" {
             access.push(v);
         }
