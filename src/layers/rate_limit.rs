@@ -5,7 +5,6 @@
 //! through Redis) would implement the same `acquire` / `route_check` / `cooldown` surface.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -408,15 +407,14 @@ pub fn retry_after_secs(d: Duration) -> u64 {
     secs.max(1)
 }
 
-/// `NonZeroU32` from a setting already checked to be at least 1.
-pub fn nonzero(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{RateLimitConfig, RouteRuleConfig};
+
+    fn nonzero(n: u32) -> std::num::NonZeroU32 {
+        std::num::NonZeroU32::new(n).expect("test values are non-zero")
+    }
 
     fn config(rate: u32, per: Duration, burst: u32) -> RateLimitConfig {
         RateLimitConfig {
