@@ -167,17 +167,12 @@ fn run(
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let (listener, bound, shutdown) =
+        // The "serving" line is logged by `run` once every signal handler is in place.
+        let (listener, _, shutdown) =
             match listen_with_signals(config.listen, "--listen or OTPROXY_LISTEN").await {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-        tracing::info!(
-            listen = %bound,
-            upstream = %config.upstream,
-            key = %config.key.fingerprint(),
-            "onlytraffic-proxy serving"
-        );
         match onlytraffic_proxy::run(listener, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(EXIT_RUNTIME, &format!("server failed: {e}")),

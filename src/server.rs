@@ -265,6 +265,14 @@ pub async fn serve(
         KeySource::Env => reload::spawn_hangup_notice(),
         KeySource::Inline => {}
     }
+    // Announced only now: every signal handler (SIGHUP included) is installed, so a signal
+    // sent as soon as this line is read cannot hit the default action and kill the process.
+    tracing::info!(
+        listen = %listener.local_addr().map_or(config.listen, |a| a),
+        upstream = %config.upstream,
+        key = %config.key.fingerprint(),
+        "onlytraffic-proxy serving"
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let draining = Arc::new(Notify::new());
     {
