@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,9 @@ use crate::secret::{ApiKey, KeyError};
 pub const ENV_PREFIX: &str = "OTPROXY_";
 
 /// Environment variables with the prefix that are not settings (read elsewhere).
+/// The most `workers` accepted: each is a thread with its own event loop.
+const MAX_WORKERS: usize = 256;
+
 const ENV_NOT_SETTINGS: &[&str] = &["CONFIG", "LOG", "LOG_FORMAT"];
 
 /// The raw settings as written in `config/default.toml`; every field has a default.
@@ -32,6 +35,8 @@ pub struct Settings {
     pub listen: String,
     /// Base URL of the partner API.
     pub upstream: String,
+    /// Threads serving the main listener, each with its own event loop; 0: one per CPU.
+    pub workers: usize,
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub inbound: Inbound,
@@ -56,6 +61,7 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             upstream: "https://partner.onlytraffic.com".into(),
+            workers: 0,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             inbound: Inbound::default(),
@@ -257,6 +263,8 @@ pub enum ConfigError {
 pub struct Config {
     pub listen: SocketAddr,
     pub upstream: Upstream,
+    /// Worker threads for the main listener (`workers`, 0 resolved to the CPU count).
+    pub workers: NonZeroUsize,
     pub timeouts: Timeouts,
     pub max_request_body: u64,
     pub max_response_body: u64,
@@ -475,6 +483,15 @@ impl Config {
                 })
             })
             .transpose()?;
+        let workers = match settings.workers {
+            0 => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            n if n > MAX_WORKERS => {
+                return Err(err(format!(
+                    "workers: {n} is too many; expected 0 (one per CPU) to {MAX_WORKERS}"
+                )));
+            }
+            n => NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN),
+        };
         validate_rate_limit(&settings.rate_limit).map_err(err)?;
         validate_retry(&settings.retry).map_err(err)?;
         let mut status_map = BTreeMap::new();
@@ -497,6 +514,7 @@ impl Config {
         Ok(Self {
             listen,
             upstream,
+            workers,
             timeouts: settings.timeouts.clone(),
             max_request_body,
             max_response_body,

@@ -1,21 +1,24 @@
-//! The HTTP front: the axum [`app`], health endpoints, request ids and the access log line, and
-//! [`run`], which serves until a shutdown future resolves and then drains within a bound.
+//! The HTTP front: the service behind each listener (health endpoints, request ids, the access
+//! log line, then the proxy), and [`run`], which serves on worker threads until a shutdown
+//! future resolves and then drains within a bound.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::ServiceExt as _;
 use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
 use http::header::{self, HeaderName, HeaderValue};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tokio::sync::{oneshot, watch};
+use tower::{Service, ServiceExt as _};
+use tower_http::sensitive_headers::SetSensitiveRequestHeaders;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -28,12 +31,13 @@ use crate::secret::{KeySource, KeyStore};
 /// `X-Request-Id`, kept from the client when sane, else generated.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Shared by every request.
+/// Shared by every request of one worker; everything but the upstream client is shared by all
+/// workers (see [`Proxy::for_worker`]).
 pub struct AppState {
     proxy: Proxy,
     metrics: Arc<Metrics>,
     keys: Arc<KeyStore>,
-    draining: AtomicBool,
+    draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -44,7 +48,18 @@ impl AppState {
             proxy: Proxy::new(config, metrics.clone(), keys.clone()),
             metrics,
             keys,
-            draining: AtomicBool::new(false),
+            draining: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The state for another worker thread: its own upstream client, all else shared. Call it
+    /// on the worker's thread.
+    fn for_worker(&self) -> Arc<Self> {
+        Arc::new(Self {
+            proxy: self.proxy.for_worker(),
+            metrics: self.metrics.clone(),
+            keys: self.keys.clone(),
+            draining: self.draining.clone(),
         })
     }
 }
@@ -79,40 +94,115 @@ impl RequestId {
     }
 }
 
-/// Builds the main router: health endpoints, `/metrics` unless `admin.listen` is set, and
-/// everything else forwarded. Layers, outermost first:
-/// 1. sensitive headers: `Authorization` is marked before anything could log it;
-/// 2. request context: request id, the span every log line of the request carries, access log.
-pub fn app(state: Arc<AppState>) -> Router {
-    let mut router = health_routes();
-    if state.proxy.config().admin_listen.is_none() {
-        router = router.route("/metrics", get(metrics).fallback(health_method));
-    }
-    with_layers(router.fallback(forward), state)
+/// The service behind a listener: every request gets its context (below), then goes to the
+/// local routes (health, metrics) or to the proxy. A plain async function rather than axum
+/// middleware and a router fallback, so the forwarded path allocates and moves no boxed
+/// futures of its own.
+#[derive(Clone)]
+struct Front {
+    state: Arc<AppState>,
+    /// Health and metrics endpoints (and, on the admin listener, its 404).
+    local: Router,
+    /// Whether requests for other paths are forwarded (the main listener) or answered by
+    /// `local` (the admin listener).
+    forwards: bool,
 }
 
-/// The admin router (`admin.listen`): health and metrics only; nothing is forwarded.
-pub fn admin_app(state: Arc<AppState>) -> Router {
-    let router = health_routes()
+impl Front {
+    fn is_local(&self, path: &str) -> bool {
+        !self.forwards
+            || matches!(path, "/healthz" | "/readyz")
+            || (path == "/metrics" && self.state.proxy.config().admin_listen.is_none())
+    }
+
+    /// Gives the request its id (also sent upstream), runs it inside a span carrying that id,
+    /// returns the id on the response and writes the access log line (target
+    /// `otproxy::access`): never a query, a header value, a body or a key.
+    async fn call(self, mut req: Request) -> Response {
+        let id = RequestId::from_headers(req.headers());
+        req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
+        let span = tracing::info_span!("request", request_id = %id.as_str());
+        let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO);
+        let method = logged.then(|| req.method().clone());
+        let path = logged.then(|| req.uri().path().to_owned());
+        let started = Instant::now();
+        let mut resp = if self.is_local(req.uri().path()) {
+            req.extensions_mut().insert(id.clone());
+            match self.local.oneshot(req).instrument(span.clone()).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        } else {
+            self.state
+                .proxy
+                .handle(req, id.as_str())
+                .instrument(span.clone())
+                .await
+        };
+        resp.headers_mut()
+            .insert(X_REQUEST_ID.clone(), id.0.clone());
+        if let (Some(method), Some(path)) = (method, path) {
+            span.in_scope(|| access_log(&id, &method, &path, &resp, started));
+        }
+        resp
+    }
+}
+
+/// The access log's target.
+const ACCESS_LOG: &str = "otproxy::access";
+
+/// Builds the main listener's service: health endpoints, `/metrics` unless `admin.listen` is
+/// set, and everything else forwarded.
+pub fn app(
+    state: Arc<AppState>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+    let mut local = health_routes();
+    if state.proxy.config().admin_listen.is_none() {
+        local = local.route("/metrics", get(metrics).fallback(health_method));
+    }
+    front(Front {
+        local: local.with_state(state.clone()),
+        state,
+        forwards: true,
+    })
+}
+
+/// The admin listener's service (`admin.listen`): health and metrics only; nothing is
+/// forwarded.
+pub fn admin_app(
+    state: Arc<AppState>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+    let local = health_routes()
         .route("/metrics", get(metrics).fallback(health_method))
         .fallback(admin_not_found);
-    with_layers(router, state)
+    front(Front {
+        local: local.with_state(state.clone()),
+        state,
+        forwards: false,
+    })
+}
+
+/// `Authorization` and `Proxy-Authorization` are marked sensitive first, before anything
+/// could log them; then [`Front::call`].
+fn front(
+    front: Front,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+    SetSensitiveRequestHeaders::new(
+        tower::service_fn(move |req: Request| {
+            let front = front.clone();
+            async move { Ok::<_, Infallible>(front.call(req).await) }
+        }),
+        [header::AUTHORIZATION, header::PROXY_AUTHORIZATION],
+    )
 }
 
 fn health_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz).fallback(health_method))
         .route("/readyz", get(readyz).fallback(health_method))
-}
-
-fn with_layers(router: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
-    router
-        .with_state(state)
-        .layer(middleware::from_fn(request_context))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-        ]))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -164,11 +254,6 @@ async fn health_method(req: Request) -> Response {
     resp
 }
 
-async fn forward(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let id = request_id(&req);
-    state.proxy.handle(req, &id).await
-}
-
 fn request_id(req: &Request) -> String {
     req.extensions()
         .get::<RequestId>()
@@ -176,20 +261,14 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_default()
 }
 
-/// Gives the request its id (also sent upstream), runs it inside a span carrying that id,
-/// returns the id on the response and writes the access log line (target `otproxy::access`):
-/// never a query, a header value, a body or a key.
-async fn request_context(mut req: Request, next: Next) -> Response {
-    let id = RequestId::from_headers(req.headers());
-    req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
-    req.extensions_mut().insert(id.clone());
-    let span = tracing::info_span!("request", request_id = %id.as_str());
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
-    resp.headers_mut()
-        .insert(X_REQUEST_ID.clone(), id.0.clone());
+/// The access log line of one request.
+fn access_log(
+    id: &RequestId,
+    method: &http::Method,
+    path: &str,
+    resp: &Response,
+    started: Instant,
+) {
     let info = resp
         .extensions()
         .get::<AccessInfo>()
@@ -209,25 +288,22 @@ async fn request_context(mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
     });
-    span.in_scope(|| {
-        tracing::info!(
-            target: "otproxy::access",
-            request_id = %id.as_str(),
-            method = %method,
-            route = info.route,
-            path = %path,
-            status = resp.status().as_u16(),
-            upstream_status,
-            error_code = info.error_code,
-            attempts = info.attempts,
-            wait_ms = info.waited.as_secs_f64() * 1000.0,
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            bytes_in = info.bytes_in,
-            bytes_out,
-            "request"
-        );
-    });
-    resp
+    tracing::info!(
+        target: ACCESS_LOG,
+        request_id = %id.as_str(),
+        method = %method,
+        route = info.route,
+        path = %path,
+        status = resp.status().as_u16(),
+        upstream_status,
+        error_code = info.error_code,
+        attempts = info.attempts,
+        wait_ms = info.waited.as_secs_f64() * 1000.0,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        bytes_in = info.bytes_in,
+        bytes_out,
+        "request"
+    );
 }
 
 /// Serves `config` on `listener` (and on `admin.listen` when set) until `shutdown` resolves,
@@ -250,6 +326,13 @@ pub async fn run(
 }
 
 /// [`run`] with the admin listener already bound (tests bind it on port 0).
+///
+/// The main listener is served by `workers` threads, each running its own single-threaded
+/// event loop that accepts, serves its connections and drives its own upstream connections
+/// (like nginx's worker processes: no work stealing and no cross-thread wake-ups on the hot
+/// path). The limiter, retry budget, metrics and key are shared. The calling runtime keeps the
+/// signals, the key watcher and the admin listener. Dropping the returned future stops the
+/// workers as a shutdown would.
 pub async fn serve(
     listener: TcpListener,
     admin: Option<TcpListener>,
@@ -265,46 +348,121 @@ pub async fn serve(
         KeySource::Env => reload::spawn_hangup_notice(),
         KeySource::Inline => {}
     }
+    let addr = listener.local_addr().map_or(config.listen, |a| a);
+    let listener = listener.into_std()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = Vec::with_capacity(config.workers.get());
+    for i in 0..config.workers.get() {
+        let worker = Worker {
+            index: i,
+            listener: listener.try_clone()?,
+            state: state.clone(),
+            stop: stop_rx.clone(),
+            grace,
+        };
+        workers.push(worker.spawn()?);
+    }
+    drop(listener);
     // Announced only now: every signal handler (SIGHUP included) is installed, so a signal
     // sent as soon as this line is read cannot hit the default action and kill the process.
     tracing::info!(
-        listen = %listener.local_addr().map_or(config.listen, |a| a),
+        listen = %addr,
         upstream = %config.upstream,
+        workers = config.workers.get(),
         key = %config.key.fingerprint(),
         "onlytraffic-proxy serving"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let draining = Arc::new(Notify::new());
-    {
-        let state = state.clone();
-        let draining = draining.clone();
-        tokio::spawn(async move {
-            shutdown.await;
+    let admin = async {
+        let Some(listener) = admin else {
+            return Ok(());
+        };
+        let serve = axum::serve(listener, admin_app(state.clone()).into_make_service())
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future();
+        within_grace(serve, stop_rx.clone(), grace).await
+    };
+    let workers = async {
+        let mut result = Ok(());
+        for (i, done) in workers.into_iter().enumerate() {
+            let outcome = done.await.unwrap_or_else(|_| {
+                Err(std::io::Error::other(format!(
+                    "worker thread {i} stopped unexpectedly"
+                )))
+            });
+            result = result.and(outcome);
+        }
+        result
+    };
+    let served = async { tokio::join!(workers, admin) };
+    tokio::pin!(served, shutdown);
+    let (workers, admin) = tokio::select! {
+        results = &mut served => results,
+        () = &mut shutdown => {
             state.draining.store(true, Ordering::Relaxed);
             tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
             let _ = stop_tx.send(true);
-            draining.notify_one();
-        });
-    }
-    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let main = axum::serve(listener, app(state.clone()).into_make_service())
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
-        .into_future();
-    let admin = async {
-        match admin {
-            Some(l) => {
-                axum::serve(l, admin_app(state.clone()).into_make_service())
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .await
-            }
-            None => Ok(()),
+            served.await
         }
     };
+    workers.and(admin)
+}
+
+/// One thread serving the main listener on its own single-threaded runtime.
+struct Worker {
+    index: usize,
+    listener: std::net::TcpListener,
+    state: Arc<AppState>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+}
+
+impl Worker {
+    /// Starts the thread; the receiver gets its result once it has stopped.
+    fn spawn(self) -> std::io::Result<oneshot::Receiver<std::io::Result<()>>> {
+        let (done, result) = oneshot::channel();
+        // The caller's log subscriber (the global one, or a test's scoped one) logs for the
+        // worker too.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        std::thread::Builder::new()
+            .name(format!("otproxy-worker-{}", self.index))
+            .spawn(move || {
+                let _logs = tracing::dispatcher::set_default(&dispatch);
+                let outcome = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| runtime.block_on(self.run()));
+                // Dropping the runtime here cuts off what the grace period left running.
+                let _ = done.send(outcome);
+            })?;
+        Ok(result)
+    }
+
+    async fn run(self) -> std::io::Result<()> {
+        let state = self.state.for_worker();
+        let listener = TcpListener::from_std(self.listener)?;
+        let serve = axum::serve(listener, app(state).into_make_service())
+            .with_graceful_shutdown(stopped(self.stop.clone()))
+            .into_future();
+        within_grace(serve, self.stop, self.grace).await
+    }
+}
+
+/// Resolves when a shutdown is asked for, or when the sender is gone (the server's future was
+/// dropped).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Runs a server with graceful shutdown, but gives up on its in-flight requests once
+/// `timeouts.shutdown_grace` has passed since the shutdown began.
+async fn within_grace(
+    serve: impl Future<Output = std::io::Result<()>>,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
     tokio::select! {
-        (main, admin) = async { tokio::join!(main, admin) } => main.and(admin),
-        () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+        result = serve => result,
+        () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
             tracing::warn!(grace = ?grace, "timeouts.shutdown_grace passed with requests still in flight; they were cut off");
             Ok(())
         }

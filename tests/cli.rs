@@ -154,6 +154,16 @@ fn bad_configuration_stops_startup_with_a_clear_message() {
             vec!["inbound.tokens_file", "inbound.allow_anonymous"],
         ),
         (
+            vec![],
+            vec![key, ("OTPROXY_WORKERS", "100000")],
+            vec!["workers", "100000", "0 (one per CPU)"],
+        ),
+        (
+            vec![],
+            vec![key, ("OTPROXY_WORKERS", "-1")],
+            vec!["workers", "OTPROXY_WORKERS"],
+        ),
+        (
             vec!["--config", "/nonexistent.toml"],
             vec![key],
             vec!["/nonexistent.toml"],

@@ -469,3 +469,43 @@ async fn sighup_with_an_environment_key_does_not_stop_the_proxy() {
     assert_eq!(resp.status(), 200);
     assert_eq!(stop(child, "-TERM").code(), Some(0));
 }
+
+/// `workers` threads serve the listener, each with its own event loop, but the key's quota is
+/// one: they share the limiter and the metrics. Fresh connections land on whichever worker
+/// accepts first, so 24 of them spread over the 4 workers; with a limiter per worker more than
+/// the burst would get through.
+#[tokio::test]
+async fn workers_share_one_limiter_and_one_set_of_metrics() {
+    let mut mock = MockUpstream::start().await;
+    let mut s = settings_no_retry(&mock.url);
+    s.workers = 4;
+    s.rate_limit.rate = 1.try_into().unwrap();
+    s.rate_limit.per = Duration::from_secs(3600);
+    s.rate_limit.burst = 5.try_into().unwrap();
+    s.rate_limit.max_wait = Duration::ZERO;
+    let proxy = spawn_proxy(s).await;
+    let mut handles = Vec::new();
+    for i in 0..24 {
+        let url = format!("{}/api/marketer/subscribers?i={i}", proxy.url);
+        handles.push(tokio::spawn(async move {
+            // A client of its own: a new connection for every request.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            client.get(url).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.unwrap());
+    }
+    statuses.sort_unstable();
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((passed, refused), (5, 19), "{statuses:?}");
+    assert_eq!(mock.drain().len(), 5);
+    let series =
+        r#"otproxy_requests_total{route="/api/marketer/subscribers",method="GET",status="429"}"#;
+    assert_eq!(metric(&proxy.url, series).await, 19.0);
+}

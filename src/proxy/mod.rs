@@ -46,13 +46,17 @@ pub static X_ONLYTRAFFIC_ERROR_CODE: HeaderName =
     HeaderName::from_static("x-onlytraffic-error-code");
 
 /// The forwarding engine: configuration, key and the pooled upstream client.
+///
+/// Every worker thread has its own [`Proxy`] ([`Proxy::for_worker`]): its own upstream client,
+/// so a connection is only ever driven by the event loop that uses it, and shared everything
+/// else (one limiter and one retry budget for the key's quota, one set of metrics).
 pub struct Proxy {
     config: Arc<Config>,
     client: UpstreamClient,
-    limiter: RateLimiter,
-    retry: RetryPolicy,
+    limiter: Arc<RateLimiter>,
+    retry: Arc<RetryPolicy>,
     /// Global tokens left after the last one taken, for `X-RateLimit-Remaining`.
-    last_remaining: AtomicU32,
+    last_remaining: Arc<AtomicU32>,
     metrics: Arc<Metrics>,
     keys: Arc<KeyStore>,
 }
@@ -112,13 +116,27 @@ impl Proxy {
         let limiter = RateLimiter::new(&config.rate_limit);
         let retry = RetryPolicy::new(&config.retry);
         Self {
-            last_remaining: AtomicU32::new(config.rate_limit.burst.get()),
+            last_remaining: Arc::new(AtomicU32::new(config.rate_limit.burst.get())),
             config,
             client,
-            limiter,
-            retry,
+            limiter: Arc::new(limiter),
+            retry: Arc::new(retry),
             metrics,
             keys,
+        }
+    }
+
+    /// The same proxy (shared limiter, retry budget, metrics and keys) with its own upstream
+    /// client, for another worker thread. Call it on the thread that will use it.
+    pub fn for_worker(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            client: client::build(self.config.timeouts.connect),
+            limiter: self.limiter.clone(),
+            retry: self.retry.clone(),
+            last_remaining: self.last_remaining.clone(),
+            metrics: self.metrics.clone(),
+            keys: self.keys.clone(),
         }
     }
 
