@@ -1,25 +1,21 @@
-//! Client-side rate limiting of the key's quota: one global GCRA limiter (governor) with a FIFO
-//! wait queue and a shared cooldown, plus per-route rules such as `generate_link` per smartlink.
+//! Client-side rate limiting of the key's quota: one global GCRA limiter with a FIFO wait queue
+//! and a shared cooldown, plus per-route rules such as `generate_link` per smartlink.
 //!
 //! [`RateLimiter`] is the one interface the proxy uses; a limiter shared between replicas (e.g.
 //! through Redis) would implement the same `acquire` / `route_check` / `cooldown` surface.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::middleware::StateInformationMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{NotUntil, Quota};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::{RateLimitConfig, RouteRuleConfig};
 use crate::route::{self, Route};
 
-/// governor's clock on tokio's time, so waits and the limiter agree and tests can pause time.
+/// The limiters' clock on tokio's time, so waits and the limiter agree and tests can pause time.
 #[derive(Clone, Debug)]
 pub struct TokioClock {
     origin: Instant,
@@ -37,14 +33,71 @@ impl TokioClock {
     }
 }
 
-impl Clock for TokioClock {
-    type Instant = Duration;
-    fn now(&self) -> Duration {
-        self.elapsed()
-    }
+/// How late a sleeping request may wake up without the key's schedule slipping. tokio's timer
+/// rounds a deadline up to its 1 ms tick and the runtime parks in whole milliseconds, so a
+/// sleeper wakes up to about 2 ms late.
+const WAKE_SLACK: Duration = Duration::from_millis(2);
+
+/// The key's GCRA, with the theoretical arrival time (TAT) of the next token kept here rather
+/// than in governor: governor books the next token from `max(TAT, now)`, so with burst 1 a
+/// waiter that wakes 1 ms late pushes every later token back 1 ms (-10% at 100/s). Here a token
+/// taken at most `slack` after its slot is booked from the slot: `TAT = TAT + interval` when
+/// `now - slack <= TAT`, else `now + interval` (a quiet spell: no credit for it).
+///
+/// The slack is paid for in the interval, `(per + slack) / rate` (rounded up), so that it never
+/// lets more through: every token books TAT to at least `now - slack + interval`, hence any
+/// `rate + burst` tokens span at least `rate * interval - slack >= per`, and a window of one
+/// period (half-open) admits at most `rate + burst - 1`, as plain GCRA does: with burst 1, never
+/// more than `rate`.
+#[derive(Debug)]
+struct Gcra {
+    interval: Duration,
+    /// How far ahead of now the TAT may run: `(burst - 1) * interval`.
+    tolerance: Duration,
+    /// `WAKE_SLACK` less what the burst's tolerance already absorbs (none at rate 1: there is
+    /// nothing to gain by it there, as every token would pay the whole slack).
+    slack: Duration,
+    burst: u32,
+    /// The next token's theoretical arrival time, as clock time.
+    tat: Mutex<Duration>,
 }
 
-type Gcra = governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, StateInformationMiddleware>;
+impl Gcra {
+    fn new(rate: u32, per: Duration, burst: u32) -> Self {
+        let absorbed = (per / rate).saturating_mul(burst - 1);
+        let slack = if rate > 1 {
+            WAKE_SLACK.saturating_sub(absorbed)
+        } else {
+            Duration::ZERO
+        };
+        let nanos = (per + slack).as_nanos().div_ceil(u128::from(rate)).max(1);
+        let interval = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        Self {
+            interval,
+            tolerance: interval.saturating_mul(burst - 1),
+            slack,
+            burst,
+            tat: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// Takes a token at the clock's now: the tokens left in the burst after it, or how long until
+    /// one is free.
+    fn take(&self, clock: &TokioClock) -> Result<u32, Duration> {
+        let mut tat = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read under the lock, so that tokens are booked in the order of their times.
+        let now = clock.elapsed();
+        let earliest = tat.saturating_sub(self.tolerance);
+        if now < earliest {
+            return Err(earliest - now);
+        }
+        let from = if *tat + self.slack >= now { *tat } else { now };
+        *tat = from + self.interval;
+        let room = (now + self.tolerance + self.interval).saturating_sub(*tat);
+        let left = room.as_nanos() / self.interval.as_nanos();
+        Ok(u32::try_from(left).unwrap_or(u32::MAX).min(self.burst))
+    }
+}
 
 /// Why a request was refused a token; nothing was sent upstream.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +126,6 @@ pub struct RateLimiter {
     /// Requests per `per`, for `X-RateLimit-Limit` and messages.
     rate: u32,
     per: Duration,
-    /// Time between two tokens at the sustained rate.
-    interval: Duration,
     max_wait: Duration,
     max_queue: usize,
     /// FIFO turnstile: tokio's semaphore is fair, so waiters get tokens in arrival order.
@@ -107,25 +158,17 @@ impl Drop for QueueSlot<'_> {
 impl RateLimiter {
     /// Builds the limiter from validated settings.
     pub fn new(cfg: &RateLimitConfig) -> Self {
-        let clock = TokioClock::new();
-        let interval = cfg.per / cfg.rate.get();
-        let quota = Quota::with_period(interval)
-            .unwrap_or_else(|| Quota::per_second(cfg.rate))
-            .allow_burst(cfg.burst);
-        let gcra = governor::RateLimiter::direct_with_clock(quota, clock.clone())
-            .with_middleware::<StateInformationMiddleware>();
         Self {
-            gcra,
+            gcra: Gcra::new(cfg.rate.get(), cfg.per, cfg.burst.get()),
+            clock: TokioClock::new(),
             rate: cfg.rate.get(),
             per: cfg.per,
-            interval,
             max_wait: cfg.max_wait,
             max_queue: cfg.max_queue,
             turnstile: Semaphore::new(1),
             waiting: AtomicUsize::new(0),
             cooldown_until: AtomicU64::new(0),
             routes: cfg.routes.iter().map(RouteRule::new).collect(),
-            clock,
         }
     }
 
@@ -165,22 +208,22 @@ impl RateLimiter {
         let ahead = self.waiting.load(Ordering::Relaxed);
         // Fast path: nobody queued, no cooldown, a token is there.
         let first_wait = if ahead == 0 && cooldown.is_zero() {
-            match self.gcra.check() {
-                Ok(snapshot) => {
+            match self.gcra.take(&self.clock) {
+                Ok(remaining) => {
                     return Ok(Permit {
                         waited: Duration::ZERO,
-                        remaining: snapshot.remaining_burst_capacity(),
+                        remaining,
                     });
                 }
-                Err(not_until) => self.wait_of(&not_until),
+                Err(wait) => wait,
             }
         } else if ahead == 0 {
             // Only a cooldown stands in the way; the bucket may well hold tokens after it.
             Duration::ZERO
         } else {
-            self.interval
+            self.gcra.interval
         };
-        let estimate = cooldown + first_wait + self.interval * ahead as u32;
+        let estimate = cooldown + first_wait + self.gcra.interval * ahead as u32;
         if ahead >= self.max_queue {
             return Err(self.reject(
                 estimate,
@@ -204,15 +247,14 @@ impl RateLimiter {
                 tokio::time::sleep(rest).await;
                 continue;
             }
-            match self.gcra.check() {
-                Ok(snapshot) => {
+            match self.gcra.take(&self.clock) {
+                Ok(remaining) => {
                     return Ok(Permit {
                         waited: arrived.elapsed(),
-                        remaining: snapshot.remaining_burst_capacity(),
+                        remaining,
                     });
                 }
-                Err(not_until) => {
-                    let wait = self.wait_of(&not_until);
+                Err(wait) => {
                     if Instant::now() + wait > deadline {
                         return Err(self.reject(wait, self.exhausted_reason(budget)));
                     }
@@ -289,10 +331,6 @@ impl RateLimiter {
                 rule.refund(&t.key, t.previous);
             }
         }
-    }
-
-    fn wait_of(&self, not_until: &NotUntil<Duration>) -> Duration {
-        not_until.wait_time_from(self.clock.now())
     }
 
     fn reject(&self, retry_after: Duration, reason: String) -> Rejection {
@@ -549,6 +587,64 @@ mod tests {
         lim.cooldown(Duration::from_secs(60));
         let r = lim.acquire(far()).await.unwrap_err();
         assert_eq!(retry_after_secs(r.retry_after), 60);
+    }
+
+    /// Admission times (since the start) of a closed loop of requests, one at a time, over `run`
+    /// of paused time that moves in uneven steps of 50 µs to 1 ms, the way a busy runtime's 1 ms
+    /// timer wakes sleepers: at the first step past the millisecond their timer rounds up to, so
+    /// up to 2 ms late, and by a different amount each time.
+    async fn admissions_with_late_wakeups(cfg: &RateLimitConfig, run: Duration) -> Vec<Duration> {
+        let lim = std::sync::Arc::new(RateLimiter::new(cfg));
+        let times = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let client = {
+            let (lim, times) = (lim.clone(), times.clone());
+            tokio::spawn(async move {
+                loop {
+                    lim.acquire(far()).await.unwrap();
+                    times.lock().unwrap().push(start.elapsed());
+                }
+            })
+        };
+        let mut seed = 0x2545_f491_u32;
+        while start.elapsed() < run + Duration::from_secs(1) {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let step = Duration::from_micros(50 + u64::from(seed >> 16) % 950);
+            // No auto-advance meanwhile: this task is always ready, so only `advance` moves time.
+            tokio::time::advance(step).await;
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        client.abort();
+        times.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_wakeups_neither_slow_the_rate_nor_overrun_a_period() {
+        let per = Duration::from_secs(1);
+        let run = 10 * per;
+        for (rate, burst) in [(100, 1), (1000, 1), (1000, 2), (100, 10)] {
+            let times = admissions_with_late_wakeups(&config(rate, per, burst), run).await;
+            let (r, b) = (rate as usize, burst as usize);
+            // GCRA admits at most R + B - 1 in any half-open window of one period: B at once,
+            // then one per interval. A fixed-window upstream allowing R per period therefore
+            // never refuses burst 1. Over 10 periods: 10 R + B - 1.
+            let most = 10 * r + b - 1;
+            let admitted = times.iter().filter(|t| **t < run).count();
+            assert!(
+                admitted <= most && admitted >= most - r / 10,
+                "rate {rate}, burst {burst}: {admitted} admitted in 10s, want {most} within 1% of 10 R"
+            );
+            if let Some(w) = times.windows(r + b).find(|w| w[r + b - 1] - w[0] < per) {
+                panic!(
+                    "rate {rate}, burst {burst}: {} admitted within {:?} (from {:?})",
+                    r + b,
+                    w[r + b - 1] - w[0],
+                    w[0]
+                );
+            }
+        }
     }
 
     fn generate_link_rule() -> RouteRuleConfig {
