@@ -252,7 +252,9 @@ impl Proxy {
             info.attempts += 1;
             let attempt = info.attempts;
             let tried = Instant::now();
-            let result = self.attempt(p).await;
+            // Boxed, so the future parked in the limiter's queue above does not carry the
+            // space of a whole upstream exchange.
+            let result = Box::pin(self.attempt(p)).await;
             self.metrics
                 .upstream(info.route, upstream_outcome(&result), tried.elapsed());
             let Some((reason, hint)) = retry_signal(&result) else {
@@ -353,6 +355,7 @@ impl Proxy {
                 }
             })?
             .to_bytes();
+        let body = headers::detach_body(body);
         let pq = parts
             .uri
             .path_and_query()
@@ -364,8 +367,9 @@ impl Proxy {
             .uri_for(pq)
             .map_err(|e| ProxyError::BadTarget(pq.to_owned(), e.to_string()))?;
         let mut headers = parts.headers;
-        let client_accept_encoding = headers.get(header::ACCEPT_ENCODING).cloned();
         headers::sanitize_request(&mut headers);
+        headers::detach(&mut headers);
+        let client_accept_encoding = headers.get(header::ACCEPT_ENCODING).cloned();
         headers.remove(header::ACCEPT_ENCODING);
         if let Some(ae) = encoding::upstream_accept_encoding(client_accept_encoding.as_ref()) {
             headers.insert(header::ACCEPT_ENCODING, ae);
