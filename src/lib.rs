@@ -10,8 +10,8 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`reload`]: key rotation from `ONLYTRAFFIC_API_KEY_FILE` (file watch + SIGHUP).
 //! - [`route`]: which partner-API operation a request is (v1 `do` value or v2 path).
-//! - [`server`]: the axum app, health and metrics endpoints, request ids, the access log,
-//!   `run(listener, config, shutdown)`.
+//! - [`server`]: the worker threads serving HTTP/1.1, health and metrics endpoints, request
+//!   ids, the access log, `run(listener, config, shutdown)`.
 //! - [`simulator`]: the embedded OnlyTraffic partner API simulator.
 //! - [`telemetry`]: log setup.
 
