@@ -183,12 +183,12 @@ impl Proxy {
             started.elapsed(),
         );
         let headers = resp.headers_mut();
-        headers.insert(X_PROXY_ATTEMPTS.clone(), HeaderValue::from(info.attempts));
+        headers.insert(X_PROXY_ATTEMPTS.clone(), number_header(info.attempts));
         headers.insert(
             X_RATELIMIT_LIMIT.clone(),
-            HeaderValue::from(self.limiter.limit()),
+            number_header(self.limiter.limit()),
         );
-        headers.insert(X_RATELIMIT_REMAINING.clone(), HeaderValue::from(remaining));
+        headers.insert(X_RATELIMIT_REMAINING.clone(), number_header(remaining));
         resp.extensions_mut().insert(info);
         resp
     }
@@ -550,7 +550,7 @@ impl Proxy {
         };
         headers.insert(
             X_UPSTREAM_STATUS.clone(),
-            HeaderValue::from(upstream_status.as_u16()),
+            number_header(u32::from(upstream_status.as_u16())),
         );
         if let Some(code) = error_code {
             headers.insert(X_ONLYTRAFFIC_ERROR_CODE.clone(), HeaderValue::from(code));
@@ -639,6 +639,22 @@ fn check_target<B>(req: &Request<B>) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// A number as a header value; the small ones and the usual statuses (attempts, remaining
+/// tokens, `X-Upstream-Status: 200`) without allocating, as every response carries several.
+fn number_header(n: u32) -> HeaderValue {
+    const SMALL: [&str; 21] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20",
+    ];
+    match n {
+        200 => HeaderValue::from_static("200"),
+        n => usize::try_from(n)
+            .ok()
+            .and_then(|i| SMALL.get(i))
+            .map_or_else(|| HeaderValue::from(n), |s| HeaderValue::from_static(s)),
+    }
+}
+
 /// Joins body chunks with one copy at most (none for a single chunk).
 fn concat(mut chunks: Vec<Bytes>, size: u64) -> Bytes {
     match chunks.len() {
@@ -676,4 +692,14 @@ fn has_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn number_headers_are_the_formatted_number() {
+        for n in (0..=300).chain([1000, u32::MAX]) {
+            assert_eq!(super::number_header(n), n.to_string().as_str(), "{n}");
+        }
+    }
 }
