@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks onlytraffic-proxy on loopback, side by side with the upstream alone and (when nginx
-# is installed) nginx as a reference proxy. BENCHMARKS.md explains every number.
+# Benchmarks onlytraffic-proxy on loopback, side by side with the upstream alone, (when nginx
+# is installed) nginx as a reference proxy, and in section 1 `otbench floor-proxy`, the
+# cheapest proxy on the same stack (tokio + hyper). BENCHMARKS.md explains every number.
 #
 #   bench/run.sh            full run (about 10 minutes on 2 cores)
 #   bench/run.sh --quick    short smoke run (about 2 minutes): same steps, short durations
@@ -157,7 +158,7 @@ wait_http() { # URL [secs]: until a 2xx answer
   done
 }
 
-read -r P_UP P_PROXY P_NGX P_PROXY_INFO P_LIM_UP P_LIM P_SIM P_Q_UP P_Q P_START <<<"$("$OTB" free-ports 10)"
+read -r P_UP P_PROXY P_NGX P_PROXY_INFO P_LIM_UP P_LIM P_SIM P_Q_UP P_Q P_START P_FLOOR <<<"$("$OTB" free-ports 11)"
 
 # start_proxy NAME PORT UPSTREAM_URL [VAR=VALUE...]: the release binary, key and rate as in the
 # issue (rate high enough never to bind unless overridden); sets PROXY_PID.
@@ -344,7 +345,7 @@ col() { # TARGET CONNS COLUMN -> median over the reps
 }
 
 section_passthrough() {
-  say "1. pass-through: upstream alone, proxy$([ -n "$NGINX" ] && echo ', nginx'); ${REPS}x ${DUR}s per point"
+  say "1. pass-through: upstream alone, proxy$([ -n "$NGINX" ] && echo ', nginx'), floor; ${REPS}x ${DUR}s per point"
   start_proxy proxy "$P_PROXY" "http://127.0.0.1:$P_UP"
   local main=$PROXY_PID rss_idle rss_after rep c
   sleep 0.5
@@ -367,6 +368,12 @@ section_passthrough() {
   }"
     wait_http "http://127.0.0.1:$P_NGX$PATH_Q"
   fi
+  # The floor: the cheapest proxy on our stack (a current_thread runtime and a pooled client per
+  # CPU, hyper http1; no envelope, limiter, logs or metrics), built like the proxy's workers.
+  "$OTB" floor-proxy --listen "127.0.0.1:$P_FLOOR" --upstream "http://127.0.0.1:$P_UP" >"$TMP/floor.log" 2>&1 &
+  local floor=$!
+  PIDS+=("$floor")
+  wait_http "http://127.0.0.1:$P_FLOOR$PATH_Q"
   printf 'target\tconns\trep\trps\tp50_us\tp99_us\trequests\tnon2xx\tsock_errors\tcpu_us_per_req\n' >"$OUT/passthrough.tsv"
   printf 'target\trep\tp50_us\tp99_us\tp999_us\tnot_done\n' >"$OUT/fixedrate.tsv"
   # Interleaved, so slow drift in the machine's load hits every target alike.
@@ -377,13 +384,16 @@ section_passthrough() {
       if [ -n "$NGINX" ]; then
         run_wrk nginx "$c" "$rep" "http://127.0.0.1:$P_NGX$PATH_Q" $(nginx_pids nginx-proxy)
       fi
+      run_wrk floor "$c" "$rep" "http://127.0.0.1:$P_FLOOR$PATH_Q" "$floor"
     done
     run_fixed direct "$rep" "$P_UP"
     run_fixed proxy "$rep" "$P_PROXY"
     [ -z "$NGINX" ] || run_fixed nginx "$rep" "$P_NGX"
+    run_fixed floor "$rep" "$P_FLOOR"
   done
   rss_after=$(rss_kb "$main")
   stop_pid "$main"
+  stop_pid "$floor"
 
   # One run with the default info access log (one line per request on stderr, here a file).
   start_proxy proxy-info "$P_PROXY_INFO" "http://127.0.0.1:$P_UP" OTPROXY_LOG=info
@@ -397,10 +407,12 @@ section_passthrough() {
     echo
     echo "Upstream: $UP_KIND. Request: \`GET $PATH_Q\`; answer \`{\"status\":\"success\",\"data\":[]}\` (30 bytes, parsed by the proxy's envelope rewrite). CPU: utime + stime of the server-side processes over the measured run, divided by the requests wrk completed."
     echo
+    echo "floor: bench/tools \`otbench floor-proxy\`, the cheapest proxy on the proxy's stack, built like its workers (one std thread per CPU with a tokio current_thread runtime, accepting on a clone of one listener; hyper http1 server; a hyper-util legacy client per worker, pool of 256 idle per host): method, path and headers forwarded with \`Authorization\` set, the answer collected and returned; no envelope, limiter, logs or metrics. Built with bench/tools' profile and the system allocator (the proxy: thin LTO, one codegen unit, mimalloc)."
+    echo
     echo "| conns | target | req/s | p50 | p99 | CPU per request | added p50 / p99 vs direct |"
     echo "|---:|---|---:|---:|---:|---:|---:|"
     for c in "${CONNS[@]}"; do
-      for t in direct proxy nginx; do
+      for t in direct proxy nginx floor; do
         [ "$t" = nginx ] && [ -z "$NGINX" ] && continue
         rps=$(col $t "$c" rps); p50=$(col $t "$c" p50_us); p99=$(col $t "$c" p99_us); cpu=$(col $t "$c" cpu_us_per_req)
         d50=$(col direct "$c" p50_us); d99=$(col direct "$c" p99_us)
@@ -421,11 +433,17 @@ section_passthrough() {
       done
       echo
     fi
+    echo "| conns | floor / nginx CPU per request | proxy / floor CPU per request |"
+    echo "|---:|---:|---:|"
+    for c in "${CONNS[@]}"; do
+      echo "| $c | $(ratio "$(col floor "$c" cpu_us_per_req)" "$(col nginx "$c" cpu_us_per_req)") | $(ratio "$(col proxy "$c" cpu_us_per_req)" "$(col floor "$c" cpu_us_per_req)") |"
+    done
+    echo
     echo "At a fixed, moderate rate ($FIXED_RATE req/s over 32 keep-alive connections, ${FIXED_SECS}s, latency from each request's send; median of $REPS runs; bench/tools \`otbench latency\`):"
     echo
     echo "| target | p50 | p99 | p99.9 | added p50 / p99 vs direct |"
     echo "|---|---:|---:|---:|---:|"
-    for t in direct proxy nginx; do
+    for t in direct proxy nginx floor; do
       [ "$t" = nginx ] && [ -z "$NGINX" ] && continue
       added="–"
       if [ "$t" != direct ]; then

@@ -7,6 +7,9 @@
 //! - `queue`: N concurrent raw-socket clients, each one connection and one request `?seq=i`,
 //!   sent in order; samples the proxy's RSS and its queue depth meanwhile.
 //! - `startup`: starts a command and times the first 2xx answer from it; then its RSS.
+//! - `floor-proxy`: the cheapest proxy on the project's stack (tokio current_thread runtime per
+//!   worker thread, hyper http1 server, hyper-util legacy client per worker), with none of the
+//!   project's logic: the floor the pass-through numbers are compared with.
 //! - `get`, `free-ports`: small conveniences for the script.
 //!
 //! Output is one JSON object per command on stdout (flat, hand-written: no serde needed).
@@ -25,7 +28,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -46,6 +49,7 @@ fn main() {
         "latency" => rt_current().block_on(latency(Opts::parse(rest))),
         "startup" => rt_current().block_on(startup(rest)),
         "get" => rt_current().block_on(get_cmd(rest)),
+        "floor-proxy" => floor_proxy(Opts::parse(rest)),
         "free-ports" => free_ports(rest),
         _ => usage(),
     };
@@ -62,6 +66,7 @@ fn usage() -> ! {
          \x20      otbench queue --addr ADDR --path PATH --clients N [--spread-ms MS] [--timeout-secs T] [--pid PID] [--metrics-url URL]\n\
          \x20      otbench latency --addr ADDR --path PATH --conns N --rate RPS --secs S\n\
          \x20      otbench startup --url URL [--timeout-secs T] -- CMD [ARGS...]\n\
+         \x20      otbench floor-proxy --listen ADDR --upstream http://HOST:PORT [--workers N]\n\
          \x20      otbench get URL\n\
          \x20      otbench free-ports N"
     );
@@ -878,6 +883,129 @@ async fn startup(args: &[String]) -> Res<()> {
         served.as_secs_f64() * 1000.0
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// floor-proxy
+
+type FloorClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+/// The cheapest reverse proxy on the project's stack, built the way the proxy is (one std
+/// thread per CPU, each with its own current_thread runtime, accepting on a clone of one
+/// listener, and its own pooled client): method, path and headers forwarded with the key set,
+/// the upstream's answer collected and returned. No envelope, limiter, logs or metrics.
+fn floor_proxy(o: Opts) -> Res<()> {
+    let listen: SocketAddr = o.str("listen").parse()?;
+    let upstream = o.str("upstream").trim_end_matches('/').to_owned();
+    if !upstream.starts_with("http://") {
+        return Err("--upstream must be http://HOST:PORT".into());
+    }
+    // Checked once here so the handler only ever sees well-formed prefixes.
+    upstream.parse::<hyper::Uri>()?;
+    let default_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers: usize = o.num("workers", default_workers).max(1);
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    println!("listening {} ({workers} workers)", listener.local_addr()?);
+    let upstream: Arc<str> = upstream.into();
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let std_listener = listener.try_clone()?;
+        let upstream = upstream.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("floor-{i}"))
+                .spawn(move || -> Res<()> {
+                    rt_current().block_on(floor_worker(std_listener, upstream))
+                })?,
+        );
+    }
+    drop(listener);
+    for t in threads {
+        match t.join() {
+            Ok(r) => r?,
+            Err(_) => return Err("a floor-proxy worker panicked".into()),
+        }
+    }
+    Ok(())
+}
+
+async fn floor_worker(std_listener: std::net::TcpListener, upstream: Arc<str>) -> Res<()> {
+    let listener = TcpListener::from_std(std_listener)?;
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: FloorClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(256)
+            .build(connector);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new());
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("otbench floor-proxy: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let client = client.clone();
+        let upstream = upstream.clone();
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let client = client.clone();
+                let upstream = upstream.clone();
+                async move { Ok::<_, Infallible>(floor_forward(&client, &upstream, req).await) }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn floor_forward(
+    client: &FloorClient,
+    upstream: &str,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let bad_gateway = || {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        r
+    };
+    let (parts, _body) = req.into_parts();
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let Ok(uri) = format!("{upstream}{pq}").parse::<hyper::Uri>() else {
+        return bad_gateway();
+    };
+    let mut out = Request::new(Full::new(Bytes::new()));
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = uri;
+    *out.headers_mut() = parts.headers;
+    let headers = out.headers_mut();
+    // The body is not forwarded: no framing headers that would promise one.
+    headers.remove(hyper::header::CONTENT_LENGTH);
+    headers.remove(hyper::header::TRANSFER_ENCODING);
+    headers.insert(
+        hyper::header::AUTHORIZATION,
+        hyper::header::HeaderValue::from_static("bench-fake-key"),
+    );
+    let Ok(resp) = client.request(out).await else {
+        return bad_gateway();
+    };
+    let (parts, body) = resp.into_parts();
+    match body.collect().await {
+        Ok(collected) => Response::from_parts(parts, Full::new(collected.to_bytes())),
+        Err(_) => bad_gateway(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
