@@ -32,6 +32,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The proxy's allocator, so that `floor-proxy` is compared like for like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SUCCESS: &[u8] = br#"{"status":"success","data":[]}"#;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
