@@ -407,7 +407,7 @@ section_passthrough() {
     echo
     echo "Upstream: $UP_KIND. Request: \`GET $PATH_Q\`; answer \`{\"status\":\"success\",\"data\":[]}\` (30 bytes, parsed by the proxy's envelope rewrite). CPU: utime + stime of the server-side processes over the measured run, divided by the requests wrk completed."
     echo
-    echo "floor: bench/tools \`otbench floor-proxy\`, the cheapest proxy on the proxy's stack, built like its workers (one std thread per CPU with a tokio current_thread runtime, accepting on a clone of one listener; hyper http1 server; a hyper-util legacy client per worker, pool of 256 idle per host): method, path and headers forwarded with \`Authorization\` set, the answer collected and returned; no envelope, limiter, logs or metrics. Built with bench/tools' profile and the system allocator (the proxy: thin LTO, one codegen unit, mimalloc)."
+    echo "floor: bench/tools \`otbench floor-proxy\`, the cheapest proxy on the proxy's stack, built like its workers (one std thread per CPU with a tokio current_thread runtime, accepting on a clone of one listener; hyper http1 server; a hyper-util legacy client per worker, pool of 256 idle per host): method, path and headers forwarded with \`Authorization\` set, the answer collected and returned; no envelope, limiter, logs or metrics. Built with the proxy's release settings (thin LTO, one codegen unit) and allocator (mimalloc)."
     echo
     echo "| conns | target | req/s | p50 | p99 | CPU per request | added p50 / p99 vs direct |"
     echo "|---:|---|---:|---:|---:|---:|---:|"
