@@ -40,11 +40,11 @@ pub fn from_env() -> Result<(EnvFilter, LogFormat), String> {
 
 /// Installs the global subscriber.
 pub fn init(filter: EnvFilter, format: LogFormat) {
-    // Colours only on a terminal: docker logs and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Plain text, no colours even on a terminal: tracing-subscriber's `ansi` feature is off
+    // because its styling code runs for every field of every line even when colours are
+    // disabled, about 8,000 instructions per access log line (BENCHMARKS.md).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
