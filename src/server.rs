@@ -37,9 +37,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Shared by every request of one worker; everything but the upstream client is shared by all
 /// workers (see [`Proxy::for_worker`]).
 pub struct AppState {
+    /// Also holds the metrics and the key store every worker shares.
     proxy: Proxy,
-    metrics: Arc<Metrics>,
-    keys: Arc<KeyStore>,
     draining: Arc<AtomicBool>,
 }
 
@@ -48,9 +47,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let keys = Arc::new(KeyStore::new(config.key.clone()));
         Arc::new(Self {
-            proxy: Proxy::new(config, metrics.clone(), keys.clone()),
-            metrics,
-            keys,
+            proxy: Proxy::new(config, metrics, keys),
             draining: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -60,8 +57,6 @@ impl AppState {
     fn for_worker(&self) -> Arc<Self> {
         Arc::new(Self {
             proxy: self.proxy.for_worker(),
-            metrics: self.metrics.clone(),
-            keys: self.keys.clone(),
             draining: self.draining.clone(),
         })
     }
@@ -210,7 +205,7 @@ fn health_routes() -> Router<Arc<AppState>> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let limiter = state.proxy.limiter();
-    let body = state.metrics.render(
+    let body = state.proxy.metrics().render(
         limiter.queue_depth(),
         limiter.cooldown_remaining().is_some(),
     );
@@ -346,7 +341,11 @@ pub async fn serve(
     let state = AppState::new(config.clone());
     match config.key.source() {
         KeySource::File(path) => {
-            reload::spawn(path.clone(), state.keys.clone(), state.metrics.clone());
+            reload::spawn(
+                path.clone(),
+                state.proxy.keys().clone(),
+                state.proxy.metrics().clone(),
+            );
         }
         KeySource::Env => reload::spawn_hangup_notice(),
         KeySource::Inline => {}

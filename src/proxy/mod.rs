@@ -149,6 +149,16 @@ impl Proxy {
         &self.limiter
     }
 
+    /// The metrics, shared by every worker.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The key store, which key rotation updates.
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
     /// Handles one client request end to end. Every response, proxied or made by the proxy,
     /// carries `X-Proxy-Attempts` and the global `X-RateLimit-*` headers, and an [`AccessInfo`]
     /// in its extensions for the access log.

@@ -202,15 +202,7 @@ fn upstream(o: Opts) -> Res<()> {
         let listener = TcpListener::bind(listen).await?;
         println!("listening {}", listener.local_addr()?);
         loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("otbench upstream: accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+            let stream = accept(&listener, "upstream").await;
             let state = state.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
@@ -937,6 +929,22 @@ fn floor_proxy(o: Opts) -> Res<()> {
     Ok(())
 }
 
+/// The next connection, with TCP_NODELAY; an accept error is printed and retried after 10 ms.
+async fn accept(listener: &TcpListener, who: &str) -> TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(e) => {
+                eprintln!("otbench {who}: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 async fn floor_worker(std_listener: std::net::TcpListener, upstream: Arc<str>) -> Res<()> {
     let listener = TcpListener::from_std(std_listener)?;
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -950,15 +958,7 @@ async fn floor_worker(std_listener: std::net::TcpListener, upstream: Arc<str>) -
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new());
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("otbench floor-proxy: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = accept(&listener, "floor-proxy").await;
         let client = client.clone();
         let upstream = upstream.clone();
         let conn = http.serve_connection(
